@@ -1,0 +1,38 @@
+# The README's commands. Everything runs from the repo root with the project's own .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)
+export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
+export DAGSTER_STORAGE_DIR ?= $(WAREHOUSE_DATA_DIR)/dagster
+export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning
+
+.PHONY: install run test dev lint validate clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install  ## seed the demo source and materialize every asset on the embedded default
+	@mkdir -p $(DAGSTER_STORAGE_DIR)
+	$(BIN)/python -m warehouse_assets.run
+
+test: install  ## the whole suite (service tests need MariaDB and PostgreSQL; CI=true forbids skips)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+dev: install  ## Dagster UI (http://127.0.0.1:3000) and daemon on the embedded default
+	@mkdir -p $(DAGSTER_STORAGE_DIR)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+validate: install
+	$(BIN)/dagster definitions validate -m warehouse_assets.definitions
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .data

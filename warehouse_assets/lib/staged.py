@@ -1,0 +1,193 @@
+"""The staged-file format shared by every extractor and loader.
+
+Gzip CSV without a header: strings always quoted, NULL written as an unquoted \\N, so NULL and ''
+stay distinct in PostgreSQL's and Redshift's COPY and in DuckDB's read_csv. A JSON manifest beside
+each file records its columns (portable types), row count and window; it is written after the data,
+so a file without a manifest is never loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+NULL = "\\N"
+
+# Portable column types: what the source declared, in words every warehouse dialect understands.
+PORTABLE = re.compile(
+    r"^(SMALLINT|INTEGER|BIGINT|BOOLEAN|REAL|DOUBLE PRECISION|DATE|TIME|TIMESTAMP|TEXT|"
+    r"VARCHAR\(\d+\)|NUMERIC\(\d+,\d+\))$"
+)
+
+
+class DataError(ValueError):
+    """A value that cannot be replicated faithfully; the message names table, column and value."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # portable type, see PORTABLE
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a staged file holds; written next to it after the data is complete."""
+
+    source: str
+    columns: tuple[Column, ...]
+    rows: int
+    bytes: int
+    window: tuple[str, str] | None = None
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        data["columns"] = tuple(Column(**c) for c in data["columns"])
+        data["window"] = tuple(data["window"]) if data.get("window") else None
+        data["files"] = tuple(data.get("files") or ())
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A complete staged object: its key and URI in the staging store, and its manifest."""
+
+    key: str
+    uri: str
+    manifest: Manifest
+
+
+def _quote(v: str) -> str:
+    return '"' + v.replace('"', '""') + '"'
+
+
+def _timestamp(v: Any) -> str:
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return v.isoformat(sep=" ")
+    raise TypeError
+
+
+def _date(v: Any) -> str:
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return v.isoformat()
+    raise TypeError
+
+
+def _time(v: Any) -> str:
+    if isinstance(v, dt.timedelta):  # MySQL TIME arrives as a timedelta
+        total = int(v.total_seconds())
+        if not 0 <= total < 86400:
+            raise TypeError
+        return (dt.datetime.min + v).time().isoformat()
+    if isinstance(v, dt.time):
+        return v.isoformat()
+    raise TypeError
+
+
+def _integer(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, decimal.Decimal) and v == v.to_integral_value():
+            return str(int(v))
+        raise TypeError
+    return str(v)
+
+
+def _boolean(v: Any) -> str:
+    if isinstance(v, bool) or v in (0, 1):
+        return "true" if v else "false"
+    raise TypeError
+
+
+def _numeric(v: Any) -> str:
+    if isinstance(v, decimal.Decimal):
+        if not v.is_finite():
+            raise TypeError
+        return format(v, "f")
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    raise TypeError
+
+
+def _double(v: Any) -> str:
+    if isinstance(v, float | int | decimal.Decimal) and not isinstance(v, bool):
+        return repr(float(v))
+    raise TypeError
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        if "\x00" in v:
+            raise TypeError
+        return _quote(v)
+    if isinstance(v, dt.datetime | dt.date | decimal.Decimal | int | float):
+        return _quote(str(v))
+    raise TypeError
+
+
+def _formatter(portable: str) -> Callable[[Any], str]:
+    if portable in ("SMALLINT", "INTEGER", "BIGINT"):
+        return _integer
+    if portable.startswith("NUMERIC"):
+        return _numeric
+    if portable in ("REAL", "DOUBLE PRECISION"):
+        return _double
+    return {
+        "BOOLEAN": _boolean,
+        "DATE": _date,
+        "TIME": _time,
+        "TIMESTAMP": _timestamp,
+    }.get(portable, _text)
+
+
+class RowEncoder:
+    """Turns source rows into staged CSV lines; a value that would change fails, naming it."""
+
+    def __init__(self, table: str, columns: tuple[Column, ...], key: tuple[str, ...] = ()):
+        self.table = table
+        self.columns = columns
+        self._formats = [_formatter(c.type) for c in columns]
+        self._key_idx = [i for i, c in enumerate(columns) if c.name in key]
+
+    def encode(self, rows: list[tuple]) -> str:
+        out = []
+        fmts = self._formats
+        try:
+            for row in rows:
+                out.append(",".join(NULL if v is None else f(v) for f, v in zip(fmts, row)))
+        except TypeError:
+            self._raise(rows)
+        out.append("")
+        return "\n".join(out)
+
+    def _raise(self, rows: list[tuple]) -> None:
+        for row in rows:
+            for col, f, v in zip(self.columns, self._formats, row):
+                if v is None:
+                    continue
+                try:
+                    f(v)
+                except TypeError:
+                    key = ", ".join(f"{self.columns[i].name}={row[i]!r}" for i in self._key_idx)
+                    raise DataError(
+                        f"{self.table}.{col.name}: value {_shorten(v)!r} cannot be stored as "
+                        f"{col.type}" + (f" (row {key})" if key else "")
+                    ) from None
+        raise DataError(f"{self.table}: a row could not be encoded")
+
+
+def _shorten(v: Any) -> Any:
+    if isinstance(v, str | bytes) and len(v) > 80:
+        return v[:77] + type(v)("...") if isinstance(v, str) else v[:77] + b"..."
+    return v

@@ -1,0 +1,197 @@
+"""The staging store: an S3 prefix in production, a local folder in the embedded default.
+
+Writes are atomic: a local file is renamed into place when complete, and an S3 object only exists
+once its upload has completed, so a half-written object can never be mistaken for a complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import IO
+
+import dagster as dg
+
+KEY = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]*(/[A-Za-z0-9_=\-][A-Za-z0-9_.=\- ]*)*$")
+MULTIPART_BYTES = 16 * 1024 * 1024
+
+
+@cache
+def _s3_client(endpoint: str | None = None):
+    import boto3  # AWS_ENDPOINT_URL and the usual credential chain are honoured by boto3
+
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+class StagingError(RuntimeError):
+    """A staged object is missing or a key would leave the staging prefix."""
+
+
+def check_key(key: str) -> str:
+    """Keys stay inside the staging prefix: no absolute paths, no '..', no odd characters."""
+    if not KEY.match(key) or any(part in ("", ".", "..") for part in key.split("/")):
+        raise StagingError(f"staging key {key!r} is not a safe relative key")
+    return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object in the store; version changes whenever the object is rewritten."""
+
+    key: str
+    size: int
+    version: str
+
+
+class StagingStore(dg.ConfigurableResource):
+    """Where staged and landed files live: `s3://bucket/prefix` or a local folder."""
+
+    url: str
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    @property
+    def _bucket_prefix(self) -> tuple[str, str]:
+        bucket, _, prefix = self.url[len("s3://") :].partition("/")
+        return bucket, prefix.strip("/")
+
+    @property
+    def _s3(self):
+        return _s3_client(os.environ.get("AWS_ENDPOINT_URL") or None)
+
+    def _s3_key(self, key: str) -> str:
+        prefix = self._bucket_prefix[1]
+        return f"{prefix}/{check_key(key)}" if prefix else check_key(key)
+
+    def _path(self, key: str) -> Path:
+        return Path(self.url) / check_key(key)
+
+    def uri(self, key: str) -> str:
+        if self.is_s3:
+            return f"s3://{self._bucket_prefix[0]}/{self._s3_key(key)}"
+        return str(self._path(key).resolve())
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[IO[bytes]]:
+        """A writable file that becomes the object only if the block completes."""
+        if self.is_s3:
+            with tempfile.TemporaryFile() as tmp:
+                yield tmp
+                tmp.flush()
+                tmp.seek(0)
+                self._upload(tmp, key)
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_name, path)
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+    def _upload(self, fileobj: IO[bytes], key: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(
+            multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES
+        )
+        bucket = self._bucket_prefix[0]
+        self._s3.upload_fileobj(fileobj, bucket, self._s3_key(key), Config=config)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self.open_write(key) as fh:
+            fh.write(data)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as fh:
+            return fh.read()
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[IO[bytes]]:
+        """A streaming reader of the object (never the whole object in memory)."""
+        if self.is_s3:
+            try:
+                body = self._s3.get_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key))
+            except self._s3.exceptions.NoSuchKey:
+                raise StagingError(f"{self.uri(key)} does not exist") from None
+            with contextlib.closing(body["Body"]) as stream:
+                yield stream
+            return
+        try:
+            fh = open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise StagingError(f"{self.uri(key)} does not exist") from None
+        with fh:
+            yield fh
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        """A local file with the object's bytes (downloaded to a temporary file from S3)."""
+        if not self.is_s3:
+            path = self._path(key)
+            if not path.exists():
+                raise StagingError(f"{self.uri(key)} does not exist")
+            yield path
+            return
+        suffix = "".join(Path(key).suffixes)
+        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+            with self.open_read(key) as src:
+                shutil.copyfileobj(src, tmp, 4 * 1024 * 1024)
+            tmp.flush()
+            yield Path(tmp.name)
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            try:
+                self._s3.head_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key))
+                return True
+            except self._s3.exceptions.ClientError:
+                return False
+        return self._path(key).exists()
+
+    def list(self, prefix: str) -> list[StoredObject]:
+        """Every complete object under prefix, with a version that changes on rewrite."""
+        prefix = check_key(prefix.rstrip("/"))
+        if self.is_s3:
+            bucket, root = self._bucket_prefix
+            strip = len(root) + 1 if root else 0
+            found = []
+            for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=self._s3_key(prefix) + "/"
+            ):
+                for obj in page.get("Contents", []):
+                    found.append(
+                        StoredObject(obj["Key"][strip:], obj["Size"], obj["ETag"].strip('"'))
+                    )
+            return found
+        base = Path(self.url)
+        found = []
+        for path in sorted((base / prefix).rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                st = path.stat()
+                found.append(
+                    StoredObject(
+                        path.relative_to(base).as_posix(), st.st_size, f"{st.st_mtime_ns}-{st.st_size}"
+                    )
+                )
+        return found
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            self._s3.delete_object(Bucket=self._bucket_prefix[0], Key=self._s3_key(key))
+        else:
+            self._path(key).unlink(missing_ok=True)

@@ -1,0 +1,24 @@
+"""Resources for the current environment (see settings.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from warehouse_assets.lib.io_managers import StagingIOManager, WarehouseIOManager
+from warehouse_assets.lib.source import SourceDatabase
+from warehouse_assets.lib.staging import StagingStore
+from warehouse_assets.lib.warehouse import Warehouse
+from warehouse_assets.settings import Settings
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    s = settings or Settings.from_env()
+    store = StagingStore(url=s.staging_url)
+    warehouse = Warehouse(url=s.warehouse_url, iam_role=s.redshift_iam_role)
+    return {
+        "source_db": SourceDatabase(url=s.source_url),
+        "staging": store,
+        "warehouse": warehouse,
+        "staging_io_manager": StagingIOManager(store=store),
+        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse, store=store),
+    }

@@ -1,0 +1,62 @@
+"""The one environment switch: embedded default, services or production, from environment variables.
+
+Every other module takes its settings from here. Connection URLs may hold passwords, so resources
+receive them as `dagster.EnvVar` (resolved at run time, never shown in run config or the UI);
+only the scheme is read here, to describe the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """Git-ignored folder holding everything the embedded default writes."""
+    return Path(os.environ.get("WAREHOUSE_DATA_DIR") or REPO_ROOT / ".data").resolve()
+
+
+def _setting(name: str, default: str) -> str | dg.EnvVar:
+    """An EnvVar when the variable is set (it may hold a secret), else the embedded default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def _scheme(name: str) -> str:
+    value = os.environ.get(name, "")
+    return value.split(":", 1)[0] if ":" in value else ("local" if value else "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the source, staging store and warehouse are; values may be EnvVars."""
+
+    source_url: str | dg.EnvVar
+    staging_url: str | dg.EnvVar
+    warehouse_url: str | dg.EnvVar
+    redshift_iam_role: str | dg.EnvVar | None
+    environment: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        base = data_dir()
+        warehouse = _scheme("WAREHOUSE_DB_URL")
+        if not any(os.environ.get(v) for v in ("SOURCE_DB_URL", "STAGING_URL", "WAREHOUSE_DB_URL")):
+            environment = "embedded"
+        elif warehouse.startswith("redshift"):
+            environment = "production"
+        else:
+            environment = "services"
+        return cls(
+            source_url=_setting("SOURCE_DB_URL", f"sqlite:///{base / 'source.sqlite'}"),
+            staging_url=_setting("STAGING_URL", str(base / "staging")),
+            warehouse_url=_setting("WAREHOUSE_DB_URL", f"duckdb:///{base / 'warehouse.duckdb'}"),
+            redshift_iam_role=dg.EnvVar("REDSHIFT_IAM_ROLE")
+            if os.environ.get("REDSHIFT_IAM_ROLE")
+            else None,
+            environment=environment,
+        )
