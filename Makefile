@@ -7,7 +7,7 @@ export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_STORAGE_DIR ?= $(WAREHOUSE_DATA_DIR)/dagster
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning
 
-.PHONY: install run test dev lint validate clean
+.PHONY: install run test dev serve e2e bench lint validate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ test: install  ## the whole suite (service tests need MariaDB and PostgreSQL; CI
 dev: install  ## Dagster UI (http://127.0.0.1:3000) and daemon on the embedded default
 	@mkdir -p $(DAGSTER_STORAGE_DIR)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+serve: install  ## the UI and GraphQL API behind a password (DAGSTER_UI_USER, DAGSTER_UI_PASSWORD) on :3000
+	@mkdir -p $(DAGSTER_STORAGE_DIR)
+	$(BIN)/python -m warehouse_assets.serve --port 3000
+
+e2e: install  ## the UI in headless Chromium (installs Debian's chromium and Playwright if missing)
+	.ci/e2e-setup
+	E2E=1 $(BIN)/python -m pytest warehouse_assets_tests/e2e $(PYTEST_ARGS)
+
+bench: install  ## replication speed and memory vs mariadb/psql limits (BENCH_NPS_ROWS, BENCH_WIDE_ROWS, BENCH_REPEATS)
+	RUST_BACKTRACE=0 $(BIN)/python bench/run.py
 
 validate: install
 	$(BIN)/dagster definitions validate -m warehouse_assets.definitions

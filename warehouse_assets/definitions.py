@@ -3,12 +3,30 @@
 import dagster as dg
 
 from warehouse_assets.config import load_config
+from warehouse_assets.landing.assets import build_landing_assets
+from warehouse_assets.landing.sensors import build_landing_sensors
+from warehouse_assets.operations.alerts import build_alert_sensor
+from warehouse_assets.operations.pools import writer_pools
+from warehouse_assets.operations.schedules import build_schedules
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.resources import build_resources
+from warehouse_assets.summaries.assets import build_summary_assets
+from warehouse_assets.summaries.sensors import summaries_automation
 
 config = load_config()
 
 defs = dg.Definitions(
-    assets=[*build_replication_assets(config)],
+    assets=[
+        *build_replication_assets(config),
+        *build_landing_assets(config),
+        *build_summary_assets(),
+    ],
+    schedules=build_schedules(config),
+    sensors=[
+        *build_landing_sensors(config),
+        build_alert_sensor(),
+        writer_pools,
+        summaries_automation,
+    ],
     resources=build_resources(),
 )

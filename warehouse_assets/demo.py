@@ -3,20 +3,27 @@ and prod.channel. Seeds the embedded SQLite source, or any SQLAlchemy URL (tests
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import gzip
+import io
 import random
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from warehouse_assets.lib.staging import StagingStore
+
 CHANNELS = ("Google", "Facebook", "Naver", "Instagram", "Youtube", "Organic")
 DEMO_DAYS = 30
 DEMO_ROWS = 600
+DEMO_USERS = 50
+DEMO_SESSIONS_PER_DAY = 40
 
 
 def demo_days(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """First and last day holding demo rows: the 30 complete days before today (UTC)."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     return today - dt.timedelta(days=DEMO_DAYS), today - dt.timedelta(days=1)
 
 
@@ -93,3 +100,43 @@ def seed(url: str, schema: str = "prod", today: dt.date | None = None) -> dict[s
         conn.execute(channel.insert(), [{"channel": c} for c in CHANNELS])
     engine.dispose()
     return {f"{schema}.nps": len(rows), f"{schema}.channel": len(CHANNELS)}
+
+
+def _csv(header: tuple[str, ...], rows: list[tuple], compress: bool) -> bytes:
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+    data = buf.getvalue().encode()
+    return gzip.compress(data, mtime=0) if compress else data  # mtime=0: same rows, same bytes
+
+
+def landing_files(today: dt.date | None = None, seed: int = 7) -> dict[str, bytes]:
+    """What the outside exporter drops for the demo days: each day's sessions of the demo users
+    with their channel (plain CSV) and the sessions' start times (gzip CSV)."""
+    first, last = demo_days(today)
+    rnd = random.Random(seed)
+    files = {}
+    day = first
+    while day <= last:
+        start = dt.datetime.combine(day, dt.time())
+        sessions = [
+            (rnd.randint(1, DEMO_USERS), f"{rnd.getrandbits(128):032x}", rnd.choice(CHANNELS),
+             start + dt.timedelta(seconds=rnd.randrange(86400)))
+            for _ in range(DEMO_SESSIONS_PER_DAY)
+        ]
+        files[f"landing/user_session_channel/{day}/sessions.csv"] = _csv(
+            ("userid", "sessionid", "channel"), [s[:3] for s in sessions], compress=False)
+        files[f"landing/session_timestamp/{day}/sessions.csv.gz"] = _csv(
+            ("sessionid", "ts"), [(s[1], s[3].isoformat(sep=" ")) for s in sessions], compress=True)
+        day += dt.timedelta(days=1)
+    return files
+
+
+def write_landing(store: StagingStore, today: dt.date | None = None) -> int:
+    """Drop the demo landing files into the store; unchanged files are left alone, so a landing
+    sensor does not see them as rewritten. Returns the number of files written."""
+    written = 0
+    for key, data in landing_files(today).items():
+        if not store.exists(key) or store.read_bytes(key) != data:
+            store.write_bytes(key, data)
+            written += 1
+    return written

@@ -5,20 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from warehouse_assets.lib.io_managers import StagingIOManager, WarehouseIOManager
+from warehouse_assets.lib.redaction import scrub_log_records
 from warehouse_assets.lib.source import SourceDatabase
 from warehouse_assets.lib.staging import StagingStore
 from warehouse_assets.lib.warehouse import Warehouse
+from warehouse_assets.operations.alerts import build_slack_alerts
 from warehouse_assets.settings import Settings
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     s = settings or Settings.from_env()
+    scrub_log_records()  # every process that loads these resources logs without their secrets
     store = StagingStore(url=s.staging_url)
     warehouse = Warehouse(url=s.warehouse_url, iam_role=s.redshift_iam_role)
     return {
-        "source_db": SourceDatabase(url=s.source_url),
+        "source_db": SourceDatabase(url=s.source_url, fast_path=s.source_fast_path),
         "staging": store,
         "warehouse": warehouse,
         "staging_io_manager": StagingIOManager(store=store),
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse, store=store),
+        "slack_alerts": build_slack_alerts(),
     }

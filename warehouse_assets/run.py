@@ -8,6 +8,7 @@ import os
 import dagster as dg
 
 from warehouse_assets import demo
+from warehouse_assets.lib.staging import StagingStore
 from warehouse_assets.settings import Settings, data_dir
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -43,6 +44,9 @@ def main() -> None:
         source = data_dir() / "source.sqlite"
         counts = demo.seed(f"sqlite:///{source}")
         print(f"seeded demo source {source}: {counts}")
+        store = StagingStore(url=str(settings.staging_url))
+        written = demo.write_landing(store)
+        print(f"demo landing files in {store.uri('landing')}: {written} written or rewritten")
     from warehouse_assets.definitions import defs
 
     first, last = demo.demo_days()

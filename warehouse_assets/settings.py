@@ -40,6 +40,8 @@ class Settings:
     warehouse_url: str | dg.EnvVar
     redshift_iam_role: str | dg.EnvVar | None
     environment: str
+    # MySQL read by connectorx (the fast path); SOURCE_FAST_PATH=0 keeps the pymysql fallback.
+    source_fast_path: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,4 +61,49 @@ class Settings:
             if os.environ.get("REDSHIFT_IAM_ROLE")
             else None,
             environment=environment,
+            source_fast_path=os.environ.get("SOURCE_FAST_PATH", "1").lower()
+            not in ("0", "false", "no", "off"),
+        )
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"{name}: {raw!r} is not a whole number between {low} and {high}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Operations:
+    """How the code location is operated: schedule, retries, alerts (the seed's DAG arguments)."""
+
+    schedule_hour: int
+    schedule_timezone: str
+    retries: int
+    retry_delay_seconds: int
+    webserver_base_url: str
+    slack_webhook_url: dg.EnvVar | None
+    slack_bot_token: dg.EnvVar | None
+    slack_channel: str | None
+
+    @classmethod
+    def from_env(cls) -> Operations:
+        from zoneinfo import ZoneInfo
+
+        timezone = os.environ.get("SCHEDULE_TIMEZONE") or "UTC"
+        ZoneInfo(timezone)  # an unknown zone fails definition loading, naming it
+        token = os.environ.get("SLACK_BOT_TOKEN") and os.environ.get("SLACK_CHANNEL")
+        return cls(
+            schedule_hour=_int("SCHEDULE_HOUR", 9, 0, 23),
+            schedule_timezone=timezone,
+            retries=_int("RETRY_MAX", 1, 0, 10),
+            retry_delay_seconds=_int("RETRY_DELAY_SECONDS", 180, 0, 86_400),
+            webserver_base_url=(
+                os.environ.get("DAGSTER_WEBSERVER_BASE_URL") or "http://127.0.0.1:3000"
+            ).rstrip("/"),
+            slack_webhook_url=dg.EnvVar("SLACK_WEBHOOK_URL")
+            if os.environ.get("SLACK_WEBHOOK_URL")
+            else None,
+            slack_bot_token=dg.EnvVar("SLACK_BOT_TOKEN") if token else None,
+            slack_channel=os.environ.get("SLACK_CHANNEL") if token else None,
         )

@@ -7,6 +7,7 @@ where they fail instead: CI must never pass by skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -80,6 +81,13 @@ def mysql_db(mariadb_server: str) -> Iterator[tuple[str, str]]:
         conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
     yield name, f"{mariadb_server}/{name}?charset=utf8mb4"
     with admin.begin() as conn:
+        # Engines are cached per URL and keep pooled connections: close this database's, or a
+        # whole suite exhausts max_connections.
+        for (conn_id,) in conn.execute(sa.text(
+                "SELECT id FROM information_schema.processlist WHERE db = :db "
+                "AND id <> CONNECTION_ID()"), {"db": name}).all():
+            with contextlib.suppress(sa.exc.DBAPIError):  # it may have gone meanwhile
+                conn.execute(sa.text(f"KILL CONNECTION {int(conn_id)}"))
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
     admin.dispose()
 
@@ -199,6 +207,7 @@ def embedded_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     for var in ("SOURCE_DB_URL", "STAGING_URL", "WAREHOUSE_DB_URL", "REPLICATION_YAML"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("WAREHOUSE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RETRY_MAX", "0")  # one attempt; operations/test_retries.py tests retries
     return Env(Settings.from_env(), "prod", tmp_path)
 
 
@@ -210,4 +219,5 @@ def services_env(mysql_db, postgres_db, s3_bucket, tmp_path: Path,
     monkeypatch.setenv("SOURCE_DB_URL", source_url)
     monkeypatch.setenv("STAGING_URL", s3_bucket)
     monkeypatch.setenv("WAREHOUSE_DB_URL", postgres_db)
+    monkeypatch.setenv("RETRY_MAX", "0")  # one attempt; operations/test_retries.py tests retries
     return Env(Settings.from_env(), schema, tmp_path)

@@ -12,8 +12,9 @@ import dagster as dg
 
 from warehouse_assets.lib.source import Extract, Window
 from warehouse_assets.lib.staged import Manifest, StagedFile
-from warehouse_assets.lib.staging import StagingStore, StagingError
+from warehouse_assets.lib.staging import StagingError, StagingStore
 from warehouse_assets.lib.warehouse import TableLoad, Warehouse, qualified
+from warehouse_assets.operations.retries import fail_fast_on_data_errors
 
 
 def window_of(context: dg.OutputContext | dg.InputContext | dg.AssetExecutionContext) -> Window | None:
@@ -40,6 +41,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
 
     store: dg.ResourceDependency[StagingStore]
 
+    @fail_fast_on_data_errors()
     def handle_output(self, context: dg.OutputContext, obj: Extract) -> None:
         started = time.monotonic()
         key = staged_key(context.asset_key, window_of(context))
@@ -60,6 +62,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(
             {
                 "rows_read": rows,
+                "extract_path": obj.path,  # connectorx (fast) or the SQLAlchemy driver (fallback)
                 "bytes_staged": size,
                 "staged_uri": dg.MetadataValue.path(self.store.uri(key)),
                 "columns": ", ".join(f"{c.name} {c.type}" for c in columns),
@@ -68,6 +71,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
             }
         )
 
+    @fail_fast_on_data_errors()
     def load_input(self, context: dg.InputContext) -> StagedFile:
         key = staged_key(context.asset_key, window_of(context))
         try:
@@ -86,6 +90,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     warehouse: dg.ResourceDependency[Warehouse]
     store: dg.ResourceDependency[StagingStore]
 
+    @fail_fast_on_data_errors()
     def handle_output(self, context: dg.OutputContext, obj: TableLoad) -> None:
         result = self.warehouse.load(obj, self.store)
         context.add_output_metadata(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -11,13 +12,21 @@ from typing import IO
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
 from warehouse_assets.config import TableSpec
-from warehouse_assets.lib.staged import Column, DataError, RowEncoder
+from warehouse_assets.lib.staged import NULL, Column, DataError, RowEncoder
 
 BATCH_ROWS = 10_000
+# The fast path's Arrow batches: 20k rows ran as fast as 100k (2M narrow rows in 1.4 s either
+# way) with a 40 MB lower peak RSS; connectorx keeps only a few batches in flight.
+ARROW_BATCH_ROWS = 20_000
+# Portable types the fast path writes exactly as the fallback does (TIME and BOOLEAN use pymysql:
+# connectorx fails on TIME outside 00:00-24:00, and MySQL has no BOOLEAN to read fast).
+FAST_TYPES = re.compile(r"^(SMALLINT|INTEGER|BIGINT|REAL|DOUBLE PRECISION|DATE|TIMESTAMP|TEXT|"
+                        r"VARCHAR\(\d+\)|NUMERIC\(\d+,\d+\))$")
 
 
 class SourceError(RuntimeError):
@@ -38,7 +47,9 @@ def _engine(url: str) -> Engine:
                     dbapi_conn.execute("ATTACH DATABASE ? AS " + f"\"{f.stem}\"", (str(f),))
 
         return engine
-    engine = sa.create_engine(u, pool_pre_ping=True, pool_recycle=3600)
+    # No pool: a run connects a handful of times, and idle pooled connections would pile up on
+    # the source for every URL a long-lived process (a code server, a test session) has read.
+    engine = sa.create_engine(u, poolclass=sa.pool.NullPool)
     if u.get_backend_name() in ("mysql", "mariadb"):
 
         @sa.event.listens_for(engine, "connect")
@@ -98,7 +109,7 @@ class Window:
     def naive_utc(self) -> tuple[dt.datetime, dt.datetime]:
         """Bounds as the source compares them: naive, in UTC (the session time zone)."""
         return tuple(  # type: ignore[return-value]
-            b.astimezone(dt.timezone.utc).replace(tzinfo=None) if b.tzinfo else b
+            b.astimezone(dt.UTC).replace(tzinfo=None) if b.tzinfo else b
             for b in (self.start, self.end)
         )
 
@@ -110,21 +121,30 @@ class Extract:
     source: SourceDatabase
     spec: TableSpec
     window: Window | None
+    path: str = ""  # the reader that ran ("connectorx" or the SQLAlchemy driver), for metadata
 
     def columns(self) -> tuple[Column, ...]:
         return self.source.columns(self.spec)
 
     def write_to(self, fileobj: IO[bytes]) -> int:
         """Stream the rows as gzip CSV into fileobj; returns the number of rows."""
+        self.path = self.source.reader(self.spec)
+        if self.path == "connectorx":
+            return self.source.stream_fast(self.spec, self.window, fileobj)
         return self.source.stream(self.spec, self.window, fileobj)
 
 
 class SourceDatabase(dg.ConfigurableResource):
     """The replicated source database (MySQL in production), read with a server-side cursor."""
 
-    url: str
+    url: str = Field(repr=False)  # may hold a password: never in a repr
     batch_rows: int = BATCH_ROWS
+    # gzip level 1: measured 0.77 s for 2M narrow rows (21.5 MB) against 1.2 s at 3 and 3.8 s at
+    # 6 for 4-7% smaller files; the upload is not the bottleneck on loopback or in-region S3.
     compresslevel: int = 1
+    # MySQL/MariaDB read by connectorx into Arrow batches and written by Arrow's CSV writer;
+    # False (or SOURCE_FAST_PATH=0) reads with the portable pymysql server-side cursor.
+    fast_path: bool = True
 
     @property
     def engine(self) -> Engine:
@@ -164,6 +184,70 @@ class SourceDatabase(dg.ConfigurableResource):
             stmt = stmt.where(cursor >= start, cursor < end)
         return stmt
 
+    def reader(self, spec: TableSpec) -> str:
+        """Which path reads this table: connectorx for MySQL/MariaDB tables it reads exactly."""
+        driver = self.engine.dialect.driver
+        if not self.fast_path or self.engine.dialect.name not in ("mysql", "mariadb"):
+            return driver
+        return "connectorx" if all(FAST_TYPES.match(c.type) for c in self.columns(spec)) else driver
+
+    def fast_query(self, spec: TableSpec, window: Window | None) -> str:
+        """The window's SELECT as literal SQL (connectorx binds no parameters), rendered by
+        SQLAlchemy; DECIMAL is read as text because connectorx rounds or fails on its scale."""
+        stmt = self.query(spec, window)
+        stmt = stmt.with_only_columns(*(
+            sa.cast(c, sa.CHAR).label(c.name)
+            if isinstance(c.type, sa.Numeric) and not isinstance(c.type, sa.Float | sa.Integer)
+            else c
+            for c in stmt.selected_columns
+        ))
+        return str(stmt.compile(self.engine, compile_kwargs={"literal_binds": True}))
+
+    def stream_fast(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes]) -> int:
+        """connectorx Arrow batches -> Arrow's CSV writer -> gzip: the database's own speed.
+
+        The file is the fallback's format (strings quoted, NULL an unquoted \\N, timestamps
+        'YYYY-MM-DD HH:MM:SS.ffffff'); only DECIMAL digits are quoted, which every loader reads
+        as the same number. A value connectorx cannot read (a zero date) or a NUL character fails
+        the run with the fallback's message naming the table, column, value and row key.
+        """
+        import connectorx as cx
+        import pyarrow.compute as pc
+        from pyarrow import csv
+
+        url = self.engine.url.set(drivername="mysql", query={})
+        options = csv.WriteOptions(include_header=False, batch_size=ARROW_BATCH_ROWS,
+                                   quoting_style="needed", null_string=NULL)
+        rows = 0
+        try:
+            reader = cx.read_sql(
+                url.render_as_string(hide_password=False),
+                self.fast_query(spec, window),
+                return_type="arrow_stream",
+                batch_size=ARROW_BATCH_ROWS,
+                pre_execution_query=["SET time_zone = '+00:00'"],  # TIMESTAMP leaves in UTC
+            )
+            texts = _check_schema(spec.source, self.columns(spec), reader.schema)
+            with (
+                gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=self.compresslevel) as gz,
+                csv.CSVWriter(gz, reader.schema, write_options=options) as writer,
+            ):
+                for batch in reader:
+                    if any(pc.any(pc.match_substring(batch.column(i), "\x00")).as_py()
+                           for i in texts):
+                        raise ValueError("a NUL character")
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        except BaseException as exc:  # connectorx panics surface as pyo3's BaseException
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            self.stream(spec, window, _Discard())  # raises DataError naming the bad value
+            raise SourceError(
+                f"{spec.source}: the fast reader failed ({str(exc).splitlines()[0]}) on rows the "
+                f"pymysql reader accepts; set SOURCE_FAST_PATH=0 to use it"
+            ) from exc
+        return rows
+
     def stream(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes]) -> int:
         """Server-side cursor -> CSV lines -> gzip, a batch at a time: memory stays flat."""
         columns = self.columns(spec)
@@ -180,3 +264,33 @@ class SourceDatabase(dg.ConfigurableResource):
                 gz.write(encoder.encode(batch).encode("utf-8"))
                 rows += len(batch)
         return rows
+
+
+def _check_schema(table: str, columns: tuple[Column, ...], schema) -> list[int]:
+    """Arrow types must be the ones whose CSV text is the fallback's; returns the text columns."""
+    import pyarrow as pa
+
+    kinds = {"TIMESTAMP": pa.types.is_timestamp, "DATE": pa.types.is_date32,
+             "REAL": pa.types.is_floating, "DOUBLE PRECISION": pa.types.is_floating}
+    texts = []
+    for i, (col, field) in enumerate(zip(columns, schema, strict=True)):
+        if col.type.startswith(("VARCHAR", "TEXT")) or (
+            col.type.startswith("NUMERIC") and not pa.types.is_integer(field.type)
+        ):
+            ok = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+            texts.append(i)
+        else:
+            ok = kinds.get(col.type, pa.types.is_integer)(field.type)
+        if not ok:
+            raise SourceError(f"{table}.{col.name}: connectorx reads {col.type} as {field.type}")
+    return texts
+
+
+class _Discard:
+    """A sink that keeps nothing: the fallback reader run only to name a bad value."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass

@@ -8,12 +8,16 @@ so a file without a manifest is never loaded.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
+import gzip
 import json
 import re
+import sys
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import IO, Any
 
 NULL = "\\N"
 
@@ -74,7 +78,7 @@ def _quote(v: str) -> str:
 def _timestamp(v: Any) -> str:
     if isinstance(v, dt.datetime):
         if v.tzinfo is not None:
-            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
         return v.isoformat(sep=" ")
     raise TypeError
 
@@ -182,7 +186,7 @@ class RowEncoder:
                     key = ", ".join(f"{self.columns[i].name}={row[i]!r}" for i in self._key_idx)
                     raise DataError(
                         f"{self.table}.{col.name}: value {_shorten(v)!r} cannot be stored as "
-                        f"{col.type}" + (f" (row {key})" if key else "")
+                        f"{col.type}" + (f" (row {key})" if key else "") + _hint(col.type, v)
                     ) from None
         raise DataError(f"{self.table}: a row could not be encoded")
 
@@ -191,3 +195,29 @@ def _shorten(v: Any) -> Any:
     if isinstance(v, str | bytes) and len(v) > 80:
         return v[:77] + type(v)("...") if isinstance(v, str) else v[:77] + b"..."
     return v
+
+
+def _hint(portable: str, v: Any) -> str:
+    if portable in ("DATE", "TIMESTAMP") and isinstance(v, str):
+        return (
+            ": MySQL's zero or partial dates have no equivalent in the warehouse. Set them to NULL "
+            "or a real date in the source (sql_mode NO_ZERO_DATE,NO_ZERO_IN_DATE prevents new ones)"
+        )
+    return ""
+
+
+def first_oversized(fileobj: IO[bytes], columns: Sequence[Column], check: Collection[str],
+                    key: Sequence[str], limit: int) -> tuple[str, int, str] | None:
+    """The first value of the check columns longer than limit bytes in UTF-8, in a staged file:
+    (column, bytes, row key), or None."""
+    idx = [i for i, c in enumerate(columns) if c.name in check]
+    kidx = [i for i, c in enumerate(columns) if c.name in key]
+    csv.field_size_limit(sys.maxsize)  # a staged value may be any length; that is the point
+    with gzip.open(fileobj, "rt", encoding="utf-8", newline="") as text:
+        for row in csv.reader(text):
+            for i in idx:
+                # A character is at most 4 bytes: only a string over limit/4 characters can be over.
+                if len(row[i]) > limit // 4 and (size := len(row[i].encode())) > limit:
+                    return (columns[i].name, size,
+                            ", ".join(f"{columns[k].name}={row[k]}" for k in kidx))
+    return None

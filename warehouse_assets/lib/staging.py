@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,7 +21,10 @@ from typing import IO
 import dagster as dg
 
 KEY = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]*(/[A-Za-z0-9_=\-][A-Za-z0-9_.=\- ]*)*$")
-MULTIPART_BYTES = 16 * 1024 * 1024
+# Parts of 8 MiB, two uploading while the next fills: measured as fast as 16 or 32 MiB on
+# loopback and keeps at most ~24 MiB in memory; S3's minimum part is 5 MiB.
+PART_BYTES = 8 * 1024 * 1024
+PARTS_IN_FLIGHT = 2
 
 
 @cache
@@ -34,9 +38,73 @@ class StagingError(RuntimeError):
     """A staged object is missing or a key would leave the staging prefix."""
 
 
+class _MultipartUpload:
+    """A write-only file that uploads S3 parts while it is written; nothing is visible until
+    complete(), and abort() discards the parts (a small object is one PUT at complete())."""
+
+    def __init__(self, s3, bucket: str, key: str, part_bytes: int):
+        self.s3, self.bucket, self.key, self.part_bytes = s3, bucket, key, part_bytes
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.written = 0
+        self.upload_id: str | None = None
+        self.parts: list[Future] = []
+        self.pool: ThreadPoolExecutor | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        self.buffer.append(bytes(data))
+        self.buffered += len(data)
+        self.written += len(data)
+        if self.buffered >= self.part_bytes:
+            self._send()
+        return len(data)
+
+    def tell(self) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        pass
+
+    def _send(self) -> None:
+        """Hand the buffered bytes to an uploader thread; wait while too many are in flight."""
+        if self.upload_id is None:
+            self.upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key)[
+                "UploadId"]
+            self.pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        body, self.buffer, self.buffered = b"".join(self.buffer), [], 0
+        self.parts.append(self.pool.submit(
+            self.s3.upload_part, Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+            PartNumber=len(self.parts) + 1, Body=body,
+        ))
+        for part in self.parts[:-PARTS_IN_FLIGHT]:
+            part.result()  # raises at once if an earlier part failed
+
+    def complete(self) -> None:
+        if self.upload_id is None:
+            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=b"".join(self.buffer))
+            return
+        if self.buffer:
+            self._send()
+        etags = [{"PartNumber": i, "ETag": p.result()["ETag"]} for i, p in enumerate(self.parts, 1)]
+        self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                          UploadId=self.upload_id,
+                                          MultipartUpload={"Parts": etags})
+        self.pool.shutdown()
+
+    def abort(self) -> None:
+        self.buffer = []
+        if self.upload_id is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                           UploadId=self.upload_id)
+
+
 def check_key(key: str) -> str:
     """Keys stay inside the staging prefix: no absolute paths, no '..', no odd characters."""
-    if not KEY.match(key) or any(part in ("", ".", "..") for part in key.split("/")):
+    if not KEY.fullmatch(key) or any(part in ("", ".", "..") for part in key.split("/")):
         raise StagingError(f"staging key {key!r} is not a safe relative key")
     return key
 
@@ -84,11 +152,14 @@ class StagingStore(dg.ConfigurableResource):
     def open_write(self, key: str) -> Iterator[IO[bytes]]:
         """A writable file that becomes the object only if the block completes."""
         if self.is_s3:
-            with tempfile.TemporaryFile() as tmp:
-                yield tmp
-                tmp.flush()
-                tmp.seek(0)
-                self._upload(tmp, key)
+            bucket = self._bucket_prefix[0]
+            upload = _MultipartUpload(self._s3, bucket, self._s3_key(key), PART_BYTES)
+            try:
+                yield upload
+                upload.complete()
+            except BaseException:  # an interrupted extract must never become a visible object
+                upload.abort()
+                raise
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,15 +173,6 @@ class StagingStore(dg.ConfigurableResource):
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
-
-    def _upload(self, fileobj: IO[bytes], key: str) -> None:
-        from boto3.s3.transfer import TransferConfig
-
-        config = TransferConfig(
-            multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES
-        )
-        bucket = self._bucket_prefix[0]
-        self._s3.upload_fileobj(fileobj, bucket, self._s3_key(key), Config=config)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self.open_write(key) as fh:
@@ -131,11 +193,9 @@ class StagingStore(dg.ConfigurableResource):
             with contextlib.closing(body["Body"]) as stream:
                 yield stream
             return
-        try:
-            fh = open(self._path(key), "rb")
-        except FileNotFoundError:
-            raise StagingError(f"{self.uri(key)} does not exist") from None
-        with fh:
+        if not self._path(key).is_file():
+            raise StagingError(f"{self.uri(key)} does not exist")
+        with open(self._path(key), "rb") as fh:
             yield fh
 
     @contextlib.contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,10 +18,11 @@ from typing import Any, Literal
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
 from warehouse_assets.config import check_identifier
-from warehouse_assets.lib.staged import NULL, Column, DataError, StagedFile
+from warehouse_assets.lib.staged import NULL, Column, DataError, StagedFile, first_oversized
 from warehouse_assets.lib.staging import StagingStore
 
 
@@ -73,6 +75,47 @@ def qualified(schema: str, table: str) -> str:
     return f"{q(schema)}.{q(table)}"
 
 
+_ALIASES = {"INT": "INTEGER", "INT2": "SMALLINT", "INT4": "INTEGER", "INT8": "BIGINT",
+            "BOOL": "BOOLEAN", "FLOAT": "REAL", "FLOAT4": "REAL", "DOUBLE": "DOUBLE PRECISION",
+            "FLOAT8": "DOUBLE PRECISION", "DECIMAL": "NUMERIC", "CHARACTER VARYING": "VARCHAR",
+            "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIME WITHOUT TIME ZONE": "TIME"}
+_INTEGERS = ("SMALLINT", "INTEGER", "BIGINT")
+
+
+def canonical(type_name: str) -> str:
+    """One spelling per column type, whoever wrote it (portable, PostgreSQL, DuckDB, Redshift)."""
+    t = re.sub(r"\s+", " ", type_name.strip().upper()).replace(", ", ",")
+    base, _, args = t.partition("(")
+    base = _ALIASES.get(base.strip(), base.strip())
+    if base in ("VARCHAR", "TEXT"):
+        return f"VARCHAR({args}" if args else "TEXT"  # a VARCHAR without a length is unbounded
+    return f"{base}({args}" if args else base
+
+
+def holds(target: str, staged: str) -> bool:
+    """Whether a warehouse column of canonical type target stores every value of type staged."""
+    if target == staged:
+        return True
+    if target in _INTEGERS and staged in _INTEGERS:
+        return _INTEGERS.index(target) >= _INTEGERS.index(staged)
+    if (target, staged) == ("DOUBLE PRECISION", "REAL"):
+        return True
+    if target == "NUMERIC" and staged.startswith("NUMERIC"):
+        return True
+    if target.startswith("NUMERIC(") and staged.startswith("NUMERIC("):
+        (tp, ts), (sp, ss) = (map(int, t[8:-1].split(",")) for t in (target, staged))
+        return tp - ts >= sp - ss and ts >= ss
+    return _is_string(target) and _is_string(staged) and _length(target) >= _length(staged)
+
+
+def _is_string(t: str) -> bool:
+    return t == "TEXT" or t.startswith("VARCHAR(")
+
+
+def _length(t: str) -> float:
+    return float("inf") if t == "TEXT" else int(t[8:-1])
+
+
 class Dialect:
     """SQL that differs between warehouses; the merge itself is shared."""
 
@@ -92,14 +135,32 @@ class Dialect:
         return f"CREATE TEMPORARY TABLE {q(stage)} ({cols})"
 
     def existing_columns(self, conn: Connection, schema: str, table: str) -> dict[str, str] | None:
+        """The table's columns and their canonical types, or None if it does not exist."""
         rows = conn.execute(
             sa.text(
-                "SELECT column_name, data_type FROM information_schema.columns "
+                "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+                "numeric_scale FROM information_schema.columns "
                 "WHERE table_schema = :s AND table_name = :t ORDER BY ordinal_position"
             ),
             {"s": schema, "t": table},
         ).all()
-        return {r[0]: str(r[1]).upper() for r in rows} or None
+        columns = {}
+        for name, data_type, length, precision, scale in rows:
+            if length:
+                data_type = f"{data_type}({length})"
+            elif str(data_type).lower() == "numeric" and precision is not None:
+                data_type = f"NUMERIC({precision},{scale or 0})"
+            columns[name] = canonical(str(data_type))
+        return columns or None
+
+    # Whether ALTER COLUMN ... TYPE may run inside the load's transaction (Redshift refuses).
+    widen_in_transaction = True
+
+    def lock_target(self, conn: Connection, load: TableLoad) -> None:
+        """Make concurrent loads of one table wait for each other (see PostgresDialect)."""
+
+    def check_staged(self, load: TableLoad, store: StagingStore) -> None:
+        """Fail before loading if a staged value cannot be stored here, naming it."""
 
     def copy_into(self, conn: Connection, stage: str, columns: tuple[Column, ...],
                   staged: StagedFile, store: StagingStore) -> None:
@@ -114,9 +175,9 @@ class Dialect:
         order = f"{q(load.cursor)} DESC" if load.cursor else keys
         latest = q(f"{stage}_latest")
         stmts = [
-            f"CREATE TEMPORARY TABLE {latest} AS SELECT {cols} FROM ("
-            f"SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) AS rn__ "
-            f"FROM {q(stage)}) ranked WHERE rn__ = 1",
+            (f"CREATE TEMPORARY TABLE {latest} AS SELECT {cols} FROM ("
+             f"SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) AS rn__ "
+             f"FROM {q(stage)}) ranked WHERE rn__ = 1"),
         ]
         newer = f" AND t.{q(load.cursor)} > s.{q(load.cursor)}" if load.cursor else ""
         older = f" AND t.{q(load.cursor)} <= s.{q(load.cursor)}" if load.cursor else ""
@@ -146,6 +207,13 @@ class Dialect:
 class PostgresDialect(Dialect):
     name = "postgresql"
 
+    def lock_target(self, conn: Connection, load: TableLoad) -> None:
+        # Two loads of one table at once would each delete only the rows they saw and both insert
+        # (or both CREATE it). A transaction-scoped advisory lock on the table's name, rather
+        # than LOCK TABLE, also covers a target that does not exist yet, never blocks readers,
+        # and is released by COMMIT, ROLLBACK or a dropped connection.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": load.target})
+
     def copy_into(self, conn, stage, columns, staged, store) -> None:
         cols = ", ".join(q(c.name) for c in columns)
         sql = f"COPY {q(stage)} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')"
@@ -159,8 +227,37 @@ class RedshiftDialect(PostgresDialect):
 
     name = "redshift"
 
+    # A VARCHAR holds at most this many bytes; COPY would fail on a longer value without naming
+    # its row, and TRUNCATECOLUMNS would cut it silently.
+    MAX_VARCHAR_BYTES = 65535
+    widen_in_transaction = False
+
     def __init__(self, iam_role: str | None):
         self.iam_role = iam_role
+
+    def lock_target(self, conn: Connection, load: TableLoad) -> None:
+        # No advisory locks here. LOCK (always ACCESS EXCLUSIVE) queues a second load instead of
+        # letting serializable isolation abort it; readers wait only for this transaction.
+        if self.existing_columns(conn, load.target_schema, load.target_table) is not None:
+            conn.execute(sa.text(f"LOCK {qualified(load.target_schema, load.target_table)}"))
+
+    def check_staged(self, load: TableLoad, store: StagingStore) -> None:
+        """Scan staged files for strings over 65,535 bytes, only if a column could hold one."""
+        wide = {c.name for c in load.columns
+                if self.ddl_type(c.type) == f"VARCHAR({self.MAX_VARCHAR_BYTES})"}
+        if not wide:
+            return
+        for staged in load.staged:
+            with store.open_read(staged.key) as raw:
+                found = first_oversized(raw, load.columns, wide, load.primary_key,
+                                        self.MAX_VARCHAR_BYTES)
+            if found:
+                column, size, key = found
+                raise DataError(
+                    f"{staged.manifest.source}.{column}: a value of {size:,} bytes (row {key}) is "
+                    f"longer than Redshift's VARCHAR limit of {self.MAX_VARCHAR_BYTES:,} bytes; "
+                    f"nothing was loaded into {load.target}. Shorten the value in the source."
+                )
 
     def ddl_type(self, portable: str) -> str:
         if portable == "TEXT":
@@ -202,7 +299,8 @@ class DuckDBDialect(Dialect):
         return "DOUBLE" if portable == "DOUBLE PRECISION" else portable
 
     def copy_into(self, conn, stage, columns, staged, store) -> None:
-        spec = ", ".join(f"'{c.name}': '{self.ddl_type(c.type)}'" for c in columns)
+        spec = ", ".join(f"'{check_identifier(c.name, 'column')}': '{self.ddl_type(c.type)}'"
+                         for c in columns)
         with store.local_path(staged.key) as path:
             conn.execute(
                 sa.text(
@@ -229,7 +327,7 @@ def _engine(url: str) -> Engine:
 class Warehouse(dg.ConfigurableResource):
     """The analytics warehouse: loads staged files and runs SQL."""
 
-    url: str
+    url: str = Field(repr=False)  # may hold a password: never in a repr
     iam_role: str | None = None
     lock_timeout_seconds: float = 120.0
 
@@ -269,13 +367,18 @@ class Warehouse(dg.ConfigurableResource):
         d = self.dialect
         result = LoadResult(rows_staged=sum(s.manifest.rows for s in load.staged))
         stage = f"stage_{load.target_table}_{uuid.uuid4().hex[:8]}"
+        for c in load.columns:  # source column names come from reflection, not from config
+            check_identifier(c.name, f"{load.target}: source column")
+        d.check_staged(load, store)
         try:
             with self.begin() as conn:
+                d.lock_target(conn, load)
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {q(load.target_schema)}"))
                 result.created, result.columns_added = self._prepare_target(conn, d, load)
                 conn.execute(sa.text(d.create_stage_sql(stage, load.columns)))
                 for staged in load.staged:
                     d.copy_into(conn, stage, load.columns, staged, store)
+                self._check_complete(conn, load, stage, result.rows_staged)
                 self._check_keys(conn, load, stage)
                 target = qualified(load.target_schema, load.target_table)
                 before = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()
@@ -287,34 +390,67 @@ class Warehouse(dg.ConfigurableResource):
                 result.rows_deleted = max(before + result.rows_written - result.target_rows, 0)
                 for tmp in (stage, f"{stage}_latest"):
                     conn.execute(sa.text(f"DROP TABLE IF EXISTS {q(tmp)}"))
-        except sa.exc.DBAPIError as exc:
-            reason = str(exc.orig).strip() if exc.orig else str(exc)
+        # COPY runs on the driver's cursor, so its errors (a killed connection mid-COPY) arrive
+        # unwrapped by SQLAlchemy.
+        except (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            errors = (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error)
+            while isinstance(exc.__context__, errors):  # a lost connection also fails the ROLLBACK
+                exc = exc.__context__
+            reason = str(getattr(exc, "orig", None) or exc).strip()
             raise LoadError(f"loading {load.target} failed, nothing was changed: {reason}") from None
         result.seconds = time.monotonic() - started
         return result
 
     def _prepare_target(self, conn: Connection, d: Dialect, load: TableLoad) -> tuple[bool, list[str]]:
-        """Create a missing target from the source's types; add new source columns."""
+        """Create a missing target from the source's types; add new source columns and widen
+        VARCHARs; fail on a dropped or retyped column, saying what changed and what to do."""
+        target = qualified(load.target_schema, load.target_table)
         existing = d.existing_columns(conn, load.target_schema, load.target_table)
         if existing is None:
             conn.execute(sa.text(d.create_table_sql(
                 load.target_schema, load.target_table, load.columns, load.primary_key)))
             return True, []
-        staged = [c.name for c in load.columns]
-        dropped = [c for c in existing if c not in staged]
-        if dropped:
-            raise SchemaDriftError(
-                f"{load.target}: column(s) {', '.join(dropped)} exist in the warehouse but no longer "
-                f"in the source. Nothing was loaded. Drop them from {load.target} (or restore them "
-                f"in the source) and run again."
+        staged = {c.name: c for c in load.columns}
+        problems = [
+            f"column {name} is in the warehouse but no longer in the source: drop it "
+            f"(ALTER TABLE {load.target} DROP COLUMN {name}) or restore it in the source"
+            for name in existing if name not in staged
+        ]
+        widen = []
+        for c in load.columns:
+            old, new = existing.get(c.name), canonical(d.ddl_type(c.type))
+            if old is None or holds(old, new):
+                continue
+            if _is_string(old) and _is_string(new) and d.widen_in_transaction:
+                widen.append(c)  # a longer VARCHAR: every stored value still fits
+                continue
+            problems.append(
+                f"column {c.name} is {old} in the warehouse but the source now sends {new}: "
+                f"convert it (ALTER TABLE {load.target} ALTER COLUMN {c.name} TYPE "
+                f"{d.ddl_type(c.type)}), or drop {load.target} and reload it, or restore the "
+                f"source's type"
             )
+        if problems:
+            raise SchemaDriftError(
+                f"{load.target}: the source's columns changed and nothing was loaded.\n- "
+                + "\n- ".join(problems) + "\nThen run again."
+            )
+        for c in widen:
+            conn.execute(sa.text(
+                f"ALTER TABLE {target} ALTER COLUMN {q(c.name)} TYPE {d.ddl_type(c.type)}"))
         added = [c for c in load.columns if c.name not in existing]
         for c in added:
-            conn.execute(sa.text(
-                f"ALTER TABLE {qualified(load.target_schema, load.target_table)} "
-                f"ADD COLUMN {q(c.name)} {d.ddl_type(c.type)}"
-            ))
+            conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN {q(c.name)} {d.ddl_type(c.type)}"))
         return False, [c.name for c in added]
+
+    def _check_complete(self, conn: Connection, load: TableLoad, stage: str, rows: int) -> None:
+        """The staged files hold exactly the rows their manifests promise, or nothing is loaded."""
+        copied = conn.execute(sa.text(f"SELECT COUNT(*) FROM {q(stage)}")).scalar_one()
+        if copied != rows:
+            raise LoadError(
+                f"loading {load.target}: the staged file(s) hold {copied} rows but their manifests "
+                f"say {rows}; nothing was loaded. Materialize the staging asset again."
+            )
 
     def _check_keys(self, conn: Connection, load: TableLoad, stage: str) -> None:
         for key in load.primary_key:
@@ -323,6 +459,9 @@ class Warehouse(dg.ConfigurableResource):
             ).scalar_one()
             if n:
                 raise DataError(
-                    f"{load.target}.{key}: {n} staged row(s) have NULL in primary key column "
-                    f"{key!r}; nothing was loaded"
+                    f"{load.target}.{key}: {n} staged row(s) from "
+                    f"{', '.join(sorted({s.manifest.source for s in load.staged}))} have NULL in "
+                    f"primary key column {key!r}; nothing was loaded. A key identifies a row, so "
+                    f"it can never be NULL: fix those rows in the source, or declare NOT NULL "
+                    f"column(s) as this table's primary_key in REPLICATION_YAML."
                 )

@@ -7,6 +7,7 @@ from warehouse_assets.lib.io_managers import window_of
 from warehouse_assets.lib.source import Extract, SourceDatabase
 from warehouse_assets.lib.staged import StagedFile
 from warehouse_assets.lib.warehouse import TableLoad
+from warehouse_assets.operations.pools import writer_policies
 
 GROUP = "replication"
 
@@ -53,6 +54,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
         group_name=GROUP,
         partitions_def=partitions,
         backfill_policy=policy,
+        **writer_policies(spec.target),  # one run per table at a time; retries
         io_manager_key="staging_io_manager",
         kinds={"s3"},
         metadata={"source": spec.source, "mode": spec.mode},
@@ -67,6 +69,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
         group_name=GROUP,
         partitions_def=partitions,
         backfill_policy=policy,
+        **writer_policies(spec.target),  # one run per table at a time; retries
         io_manager_key="warehouse_io_manager",
         kinds={"redshift"},
         metadata={

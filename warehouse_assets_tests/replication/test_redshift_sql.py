@@ -55,15 +55,15 @@ def test_merge_statements():
     stmts = RedshiftDialect("r").merge_sql(LOAD, "stage_nps")
     cols = '"id", "created_at", "modified_at", "deleted", "comment", "body"'
     assert stmts == [
-        f'CREATE TEMPORARY TABLE "stage_nps_latest" AS SELECT {cols} FROM (SELECT {cols}, '
+        (f'CREATE TEMPORARY TABLE "stage_nps_latest" AS SELECT {cols} FROM (SELECT {cols}, '
         'ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "modified_at" DESC) AS rn__ '
-        'FROM "stage_nps") ranked WHERE rn__ = 1',
-        'DELETE FROM "raw_data"."nps" USING "stage_nps_latest" s WHERE "raw_data"."nps"."id" = s."id"'
-        ' AND "raw_data"."nps"."modified_at" <= s."modified_at"',
-        f'INSERT INTO "raw_data"."nps" ({cols}) SELECT s."id", s."created_at", s."modified_at", '
+        'FROM "stage_nps") ranked WHERE rn__ = 1'),
+        ('DELETE FROM "raw_data"."nps" USING "stage_nps_latest" s WHERE "raw_data"."nps"."id" = s."id"'
+        ' AND "raw_data"."nps"."modified_at" <= s."modified_at"'),
+        (f'INSERT INTO "raw_data"."nps" ({cols}) SELECT s."id", s."created_at", s."modified_at", '
         's."deleted", s."comment", s."body" FROM "stage_nps_latest" s WHERE NOT EXISTS '
         '(SELECT 1 FROM "raw_data"."nps" t WHERE t."id" = s."id" AND t."modified_at" > '
-        's."modified_at") AND COALESCE(s."deleted", 0) = 0',
+        's."modified_at") AND COALESCE(s."deleted", 0) = 0'),
     ]
 
 
@@ -71,6 +71,6 @@ def test_replace_is_delete_and_insert_in_the_load_transaction():
     load = TableLoad("raw_data", "channel", "replace", ("channel",), (STAGED,))
     assert RedshiftDialect("r").replace_sql(load, "stage_c") == [
         'DELETE FROM "raw_data"."channel"',
-        'INSERT INTO "raw_data"."channel" ("id", "created_at", "modified_at", "deleted", "comment", '
-        '"body") SELECT "id", "created_at", "modified_at", "deleted", "comment", "body" FROM "stage_c"',
+        ('INSERT INTO "raw_data"."channel" ("id", "created_at", "modified_at", "deleted", "comment", '
+        '"body") SELECT "id", "created_at", "modified_at", "deleted", "comment", "body" FROM "stage_c"'),
     ]

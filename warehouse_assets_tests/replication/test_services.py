@@ -31,6 +31,13 @@ tables:
 NPS_COLUMNS = "id, created_at, modified_at, deleted, score"
 
 
+@pytest.fixture(autouse=True, params=["connectorx", "pymysql"])
+def extract_path(request, monkeypatch) -> str:
+    """Every test here runs through the fast reader and the pymysql fallback alike."""
+    monkeypatch.setenv("SOURCE_FAST_PATH", "1" if request.param == "connectorx" else "0")
+    return request.param
+
+
 def _mysql(env) -> sa.Engine:
     return sa.create_engine(os.environ["SOURCE_DB_URL"])
 
@@ -182,10 +189,14 @@ tables:
 """
 
 
-def test_fidelity_every_value_survives(services_env):
+def test_fidelity_every_value_survives(services_env, extract_path):
     env = services_env
     source = _seed_odd(env)
-    env.replicate(env.config(ODD_YAML), start="2026-11-01")
+    result = env.replicate(env.config(ODD_YAML), start="2026-11-01")
+    ran = {e.materialization.metadata["extract_path"].value
+           for e in result.get_asset_materialization_events()
+           if "extract_path" in e.materialization.metadata}
+    assert ran == {extract_path}
     got = _rows(_pg(env), "SELECT * FROM raw_data.odd ORDER BY id")
     for g, e in zip(got, source):
         assert [(i, repr(a), repr(b)) for i, (a, b) in enumerate(zip(g, e)) if a != b] == []

@@ -1,0 +1,58 @@
+"""The daily schedule asks for the previous day's partition (the seed's `0 9 * * *`)."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from warehouse_assets.config import parse_config
+from warehouse_assets.operations.schedules import build_schedules
+from warehouse_assets.replication.assets import build_replication_assets
+from warehouse_assets.resources import build_resources
+from warehouse_assets.settings import Operations
+
+CONFIG = parse_config({"tables": [
+    {"source": "prod.nps", "target": "raw_data.nps", "mode": "incremental", "primary_key": "id",
+     "cursor": "modified_at", "start_date": "2023-04-20"},
+    {"source": "prod.channel", "target": "raw_data.channel", "mode": "full_refresh",
+     "primary_key": "channel"},
+]})
+
+
+def _tick(schedule: dg.ScheduleDefinition, when: dt.datetime) -> list[dg.RunRequest]:
+    defs = dg.Definitions(assets=build_replication_assets(CONFIG), schedules=[schedule],
+                          resources=build_resources())
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when,
+        repository_def=defs.get_repository_def(),
+    ) as context:  # the context opens its own instance from the ref: close it
+        return list(schedule.evaluate_tick(context).run_requests or [])
+
+
+def test_default_is_the_seeds_nine_oclock_for_yesterday(embedded_env, monkeypatch):
+    for var in ("SCHEDULE_HOUR", "SCHEDULE_TIMEZONE"):
+        monkeypatch.delenv(var, raising=False)
+    (schedule,) = build_schedules(CONFIG)  # full-refresh tables have no daily partition
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 9 * * *", "UTC")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "replicate_raw_data__nps"
+    (request,) = _tick(schedule, dt.datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("UTC")))
+    assert request.partition_key == "2026-11-01"
+    assert request.run_key == "2026-11-01"
+
+
+def test_hour_and_time_zone_are_configurable(embedded_env, monkeypatch):
+    monkeypatch.setenv("SCHEDULE_HOUR", "7")
+    monkeypatch.setenv("SCHEDULE_TIMEZONE", "Asia/Seoul")
+    (schedule,) = build_schedules(CONFIG)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 7 * * *", "Asia/Seoul")
+    # 07:00 in Seoul on Nov 2 is 22:00 UTC on Nov 1: the table's (UTC) last complete day is Oct 31.
+    (request,) = _tick(schedule, dt.datetime(2026, 11, 2, 7, 0, tzinfo=ZoneInfo("Asia/Seoul")))
+    assert request.partition_key == "2026-10-31"
+
+
+def test_a_bad_hour_fails_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("SCHEDULE_HOUR", "25")
+    with pytest.raises(ValueError, match="SCHEDULE_HOUR"):
+        Operations.from_env()

@@ -1,0 +1,80 @@
+"""An extract that fails mid-stream leaves nothing behind: no S3 object, no upload, no file."""
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from warehouse_assets.lib import staging
+from warehouse_assets.lib.staging import StagingStore
+from warehouse_assets_tests.conftest import failure_text
+
+SEQ_YAML = """
+tables:
+  - source: {schema}.events
+    target: raw_data.events
+    mode: incremental
+    primary_key: [id]
+    cursor: modified_at
+    start_date: "2026-10-01"
+"""
+
+
+def _leftovers(store: StagingStore, prefix: str) -> tuple[list, list]:
+    """Complete objects under prefix, and multipart uploads still open in the bucket."""
+    bucket = store.url[len("s3://"):].split("/")[0]
+    uploads = store._s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return store.list(prefix), uploads
+
+
+def test_s3_write_failing_after_parts_were_uploaded_leaves_nothing(s3_bucket):
+    store = StagingStore(url=s3_bucket)
+    with (pytest.raises(RuntimeError, match="source went away"),
+          store.open_write("staging/t/day.csv.gz") as fh):
+        fh.write(os.urandom(staging.PART_BYTES + 1))  # a part is already on the server
+        fh.write(b"more")
+        raise RuntimeError("source went away")
+    assert _leftovers(store, "staging/t") == ([], [])
+    with store.open_write("staging/t/day.csv.gz") as fh:  # the same key still writes normally
+        fh.write(b"a" * (staging.PART_BYTES + 3))
+    assert [(o.key, o.size) for o in store.list("staging/t")] == [
+        ("staging/t/day.csv.gz", staging.PART_BYTES + 3)
+    ]
+    assert store.read_bytes("staging/t/day.csv.gz") == b"a" * (staging.PART_BYTES + 3)
+
+
+def test_local_write_failing_mid_stream_leaves_no_file(tmp_path):
+    store = StagingStore(url=str(tmp_path))
+    with pytest.raises(RuntimeError), store.open_write("staging/t/day.csv.gz") as fh:
+        fh.write(b"partial")
+        raise RuntimeError("source went away")
+    assert list(tmp_path.rglob("*")) == [tmp_path / "staging", tmp_path / "staging" / "t"]
+
+
+def test_extract_failing_mid_stream_on_both_paths_leaves_no_object(
+    services_env, monkeypatch, extract_path
+):
+    """A bad value deep in the window fails the run naming it, after parts were uploaded."""
+    env = services_env
+    monkeypatch.setattr(staging, "PART_BYTES", 64 * 1024)  # several parts before the bad row
+    with sa.create_engine(os.environ["SOURCE_DB_URL"]).begin() as conn:
+        conn.execute(sa.text("SET SESSION sql_mode = ''"))
+        conn.execute(sa.text(f"CREATE TABLE {env.source_schema}.events (id INT PRIMARY KEY, "
+                             "happened DATETIME NOT NULL, note VARCHAR(100) NOT NULL, "
+                             "modified_at DATETIME NOT NULL)"))
+        conn.execute(sa.text(
+            f"INSERT INTO {env.source_schema}.events SELECT seq, "
+            "IF(seq = 60000, '0000-00-00', '2026-11-01 10:00:00'), CONCAT('note, \"', seq, '\"'), "
+            "'2026-11-01 00:00:00' + INTERVAL seq SECOND FROM seq_1_to_60000"))
+    result = env.replicate(env.config(SEQ_YAML), start="2026-11-01", raise_on_error=False)
+    assert not result.success
+    message = failure_text(result)
+    assert f"{env.source_schema}.events.happened" in message and "id=60000" in message
+    store = env.resource("staging")
+    assert _leftovers(store, f"staging/{env.source_schema}") == ([], [])
+
+
+@pytest.fixture(params=["connectorx", "pymysql"])
+def extract_path(request, monkeypatch) -> str:
+    monkeypatch.setenv("SOURCE_FAST_PATH", "1" if request.param == "connectorx" else "0")
+    return request.param
