@@ -122,7 +122,7 @@ def worker(args: list[str]) -> None:
             conn.execute(sa.text(warehouse.dialect.create_stage_sql("bench_copy",
                                                                     manifest.columns)))
             began = time.monotonic()
-            warehouse.dialect.copy_into(conn, "bench_copy", manifest.columns, staged, store)
+            warehouse.dialect.copy_into(conn, '"bench_copy"', manifest.columns, staged, store)
             out.append({"copy_s": time.monotonic() - began, "rows": manifest.rows})
         print("RESULT " + json.dumps(out))
         return

@@ -55,6 +55,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
             rows=rows,
             bytes=size,
             window=(obj.window.start.isoformat(), obj.window.end.isoformat()) if obj.window else None,
+            unique_key=obj.unique_key(),
         )
         # The manifest is written last: a data file without one is never loaded.
         self.store.write_bytes(manifest_key(key), manifest.to_json().encode())

@@ -126,6 +126,12 @@ class Extract:
     def columns(self) -> tuple[Column, ...]:
         return self.source.columns(self.spec)
 
+    def unique_key(self) -> bool:
+        """Whether the declared primary key is the source table's own (so no row repeats)."""
+        table = self.source.reflect(self.spec.source_schema, self.spec.source_table)
+        declared = {c.name for c in table.primary_key.columns}
+        return bool(declared) and declared == set(self.spec.primary_key)
+
     def write_to(self, fileobj: IO[bytes]) -> int:
         """Stream the rows as gzip CSV into fileobj; returns the number of rows."""
         self.path = self.source.reader(self.spec)

@@ -49,6 +49,9 @@ class Manifest:
     bytes: int
     window: tuple[str, str] | None = None
     files: tuple[str, ...] = field(default_factory=tuple)
+    # True when the source guarantees one row per primary key (the key is the source table's own
+    # primary key): the load can skip de-duplicating the batch.
+    unique_key: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

@@ -162,8 +162,9 @@ class Dialect:
     def check_staged(self, load: TableLoad, store: StagingStore) -> None:
         """Fail before loading if a staged value cannot be stored here, naming it."""
 
-    def copy_into(self, conn: Connection, stage: str, columns: tuple[Column, ...],
+    def copy_into(self, conn: Connection, table: str, columns: tuple[Column, ...],
                   staged: StagedFile, store: StagingStore) -> None:
+        """Bulk-load one staged file into table (a quoted name) inside the open transaction."""
         raise NotImplementedError
 
     def merge_sql(self, load: TableLoad, stage: str) -> list[str]:
@@ -173,29 +174,32 @@ class Dialect:
         keys = ", ".join(q(k) for k in load.primary_key)
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in load.primary_key)
         order = f"{q(load.cursor)} DESC" if load.cursor else keys
-        latest = q(f"{stage}_latest")
-        stmts = [
-            (f"CREATE TEMPORARY TABLE {latest} AS SELECT {cols} FROM ("
-             f"SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) AS rn__ "
-             f"FROM {q(stage)}) ranked WHERE rn__ = 1"),
-        ]
+        stmts = []
+        if all(s.manifest.unique_key for s in load.staged) and len(load.staged) == 1:
+            latest = q(stage)  # one row per key already: nothing to de-duplicate
+        else:
+            latest = q(f"{stage}_latest")
+            stmts.append(
+                f"CREATE TEMPORARY TABLE {latest} AS SELECT {cols} FROM ("
+                f"SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) AS rn__ "
+                f"FROM {q(stage)}) ranked WHERE rn__ = 1")
         newer = f" AND t.{q(load.cursor)} > s.{q(load.cursor)}" if load.cursor else ""
         older = f" AND t.{q(load.cursor)} <= s.{q(load.cursor)}" if load.cursor else ""
         using_on = " AND ".join(f"{target}.{q(k)} = s.{q(k)}" for k in load.primary_key)
         older_using = older.replace("t.", f"{target}.") if older else ""
         stmts.append(f"DELETE FROM {target} USING {latest} s WHERE {using_on}{older_using}")
-        keep = ""
-        if load.soft_delete:
-            flag = next(c for c in load.columns if c.name == load.soft_delete)
-            col = f"s.{q(load.soft_delete)}"
-            keep = (
-                f" AND {col} IS NOT TRUE" if flag.type == "BOOLEAN" else f" AND COALESCE({col}, 0) = 0"
-            )
+        keep = f" AND NOT ({self.soft_deleted(load, 's.')})" if load.soft_delete else ""
         stmts.append(
             f"INSERT INTO {target} ({cols}) SELECT {', '.join('s.' + q(c.name) for c in load.columns)}"
             f" FROM {latest} s WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {on}{newer}){keep}"
         )
         return stmts
+
+    def soft_deleted(self, load: TableLoad, alias: str = "") -> str:
+        """SQL condition: the row is flagged deleted in the source."""
+        flag = next(c for c in load.columns if c.name == load.soft_delete)
+        col = f"{alias}{q(flag.name)}"
+        return f"{col} IS TRUE" if flag.type == "BOOLEAN" else f"COALESCE({col}, 0) <> 0"
 
     def replace_sql(self, load: TableLoad, stage: str) -> list[str]:
         """Full refresh: delete and insert in one transaction (the seed's REPLACE, made atomic)."""
@@ -214,9 +218,9 @@ class PostgresDialect(Dialect):
         # and is released by COMMIT, ROLLBACK or a dropped connection.
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": load.target})
 
-    def copy_into(self, conn, stage, columns, staged, store) -> None:
+    def copy_into(self, conn, table, columns, staged, store) -> None:
         cols = ", ".join(q(c.name) for c in columns)
-        sql = f"COPY {q(stage)} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')"
+        sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')"
         cursor = conn.connection.dbapi_connection.cursor()
         with store.open_read(staged.key) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
             cursor.copy_expert(sql, io.BufferedReader(gz, 1 << 20), size=1 << 20)
@@ -273,22 +277,23 @@ class RedshiftDialect(PostgresDialect):
         cols = ", ".join(f"{q(c.name)} {self.ddl_type(c.type)}" for c in columns)
         return f"CREATE TEMP TABLE {q(stage)} ({cols})"
 
-    def copy_sql(self, stage: str, columns: tuple[Column, ...], uri: str) -> tuple[str, dict]:
-        """COPY with an explicit NULL marker; MAXERROR 0 so one bad row fails the whole load."""
+    def copy_sql(self, table: str, columns: tuple[Column, ...], uri: str) -> tuple[str, dict]:
+        """COPY into table (a quoted name) with an explicit NULL marker; MAXERROR 0 so one bad
+        row fails the whole load."""
         if not self.iam_role:
             raise LoadError("REDSHIFT_IAM_ROLE is not set: Redshift's COPY needs a role to read S3")
         if not uri.startswith("s3://"):
             raise LoadError(f"Redshift loads from S3 only; staged object is {uri}")
         cols = ", ".join(q(c.name) for c in columns)
         sql = (
-            f"COPY {q(stage)} ({cols}) FROM %(uri)s IAM_ROLE %(role)s "
+            f"COPY {table} ({cols}) FROM %(uri)s IAM_ROLE %(role)s "
             f"FORMAT AS CSV NULL AS '\\\\N' GZIP TIMEFORMAT 'auto' DATEFORMAT 'auto' "
             f"COMPUPDATE OFF STATUPDATE OFF MAXERROR 0"
         )
         return sql, {"uri": uri, "role": self.iam_role}
 
-    def copy_into(self, conn, stage, columns, staged, store) -> None:
-        sql, params = self.copy_sql(stage, columns, staged.uri)
+    def copy_into(self, conn, table, columns, staged, store) -> None:
+        sql, params = self.copy_sql(table, columns, staged.uri)
         conn.connection.dbapi_connection.cursor().execute(sql, params)
 
 
@@ -298,13 +303,14 @@ class DuckDBDialect(Dialect):
     def ddl_type(self, portable: str) -> str:
         return "DOUBLE" if portable == "DOUBLE PRECISION" else portable
 
-    def copy_into(self, conn, stage, columns, staged, store) -> None:
+    def copy_into(self, conn, table, columns, staged, store) -> None:
+        cols = ", ".join(q(c.name) for c in columns)
         spec = ", ".join(f"'{check_identifier(c.name, 'column')}': '{self.ddl_type(c.type)}'"
                          for c in columns)
         with store.local_path(staged.key) as path:
             conn.execute(
                 sa.text(
-                    f"INSERT INTO {q(stage)} SELECT * FROM read_csv(:path, columns={{{spec}}}, "
+                    f"INSERT INTO {table} ({cols}) SELECT * FROM read_csv(:path, columns={{{spec}}}, "
                     f"header=false, delim=',', quote='\"', escape='\"', nullstr='\\N', "
                     f"allow_quoted_nulls=false, compression='gzip', auto_detect=false, "
                     f"strict_mode=true, max_line_size=134217728)"
@@ -375,17 +381,31 @@ class Warehouse(dg.ConfigurableResource):
                 d.lock_target(conn, load)
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {q(load.target_schema)}"))
                 result.created, result.columns_added = self._prepare_target(conn, d, load)
-                conn.execute(sa.text(d.create_stage_sql(stage, load.columns)))
-                for staged in load.staged:
-                    d.copy_into(conn, stage, load.columns, staged, store)
-                self._check_complete(conn, load, stage, result.rows_staged)
-                self._check_keys(conn, load, stage)
                 target = qualified(load.target_schema, load.target_table)
                 before = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()
-                stmts = d.replace_sql(load, stage) if load.mode == "replace" else d.merge_sql(
-                    load, stage)
-                counts = [conn.execute(sa.text(s)).rowcount for s in stmts]
-                result.rows_written = max(counts[-1], 0)
+                if self._direct(load, before):
+                    # Nothing to merge with: COPY straight into the target, inside this same
+                    # transaction (readers keep seeing the old rows until it commits).
+                    if before:
+                        conn.execute(sa.text(f"DELETE FROM {target}"))
+                    for staged in load.staged:
+                        d.copy_into(conn, target, load.columns, staged, store)
+                    self._check_complete(conn, load, target, result.rows_staged)
+                    self._check_keys(conn, load, target)
+                    result.rows_written = result.rows_staged
+                    if load.mode == "merge" and load.soft_delete:
+                        result.rows_written -= conn.execute(sa.text(
+                            f"DELETE FROM {target} WHERE {d.soft_deleted(load)}")).rowcount
+                else:
+                    conn.execute(sa.text(d.create_stage_sql(stage, load.columns)))
+                    for staged in load.staged:
+                        d.copy_into(conn, q(stage), load.columns, staged, store)
+                    self._check_complete(conn, load, q(stage), result.rows_staged)
+                    self._check_keys(conn, load, q(stage))
+                    stmts = d.replace_sql(load, stage) if load.mode == "replace" else d.merge_sql(
+                        load, stage)
+                    counts = [conn.execute(sa.text(s)).rowcount for s in stmts]
+                    result.rows_written = max(counts[-1], 0)
                 result.target_rows = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()
                 result.rows_deleted = max(before + result.rows_written - result.target_rows, 0)
                 for tmp in (stage, f"{stage}_latest"):
@@ -443,19 +463,28 @@ class Warehouse(dg.ConfigurableResource):
             conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN {q(c.name)} {d.ddl_type(c.type)}"))
         return False, [c.name for c in added]
 
-    def _check_complete(self, conn: Connection, load: TableLoad, stage: str, rows: int) -> None:
+    def _direct(self, load: TableLoad, target_rows: int) -> bool:
+        """COPY straight into the target when the old rows all go anyway: a full refresh, or a
+        first load of rows that are unique per key. Redshift keeps its staged path."""
+        if isinstance(self.dialect, RedshiftDialect):
+            return False
+        if load.mode == "replace":
+            return True
+        return target_rows == 0 and len(load.staged) == 1 and load.staged[0].manifest.unique_key
+
+    def _check_complete(self, conn: Connection, load: TableLoad, table: str, rows: int) -> None:
         """The staged files hold exactly the rows their manifests promise, or nothing is loaded."""
-        copied = conn.execute(sa.text(f"SELECT COUNT(*) FROM {q(stage)}")).scalar_one()
+        copied = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
         if copied != rows:
             raise LoadError(
                 f"loading {load.target}: the staged file(s) hold {copied} rows but their manifests "
                 f"say {rows}; nothing was loaded. Materialize the staging asset again."
             )
 
-    def _check_keys(self, conn: Connection, load: TableLoad, stage: str) -> None:
+    def _check_keys(self, conn: Connection, load: TableLoad, table: str) -> None:
         for key in load.primary_key:
             n = conn.execute(
-                sa.text(f"SELECT COUNT(*) FROM {q(stage)} WHERE {q(key)} IS NULL")
+                sa.text(f"SELECT COUNT(*) FROM {table} WHERE {q(key)} IS NULL")
             ).scalar_one()
             if n:
                 raise DataError(
