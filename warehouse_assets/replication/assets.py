@@ -32,8 +32,14 @@ def target_key(spec: TableSpec) -> dg.AssetKey:
 def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """mysql/<schema>/<table> -> staging/<schema>/<table> -> <target schema>/<target table>."""
     incremental = spec.mode == "incremental"
-    partitions = daily_partitions(spec.start_date, spec.timezone) if incremental else None
-    policy = dg.BackfillPolicy.single_run() if incremental else None
+    # Both steps share the table's partitions (a range is one window: one query, one load), its
+    # writer pool (one run per table at a time) and its retries.
+    shared = {
+        "group_name": GROUP,
+        "partitions_def": daily_partitions(spec.start_date, spec.timezone) if incremental else None,
+        "backfill_policy": dg.BackfillPolicy.single_run() if incremental else None,
+        **writer_policies(spec.target),
+    }
     how = (
         f"rows whose {spec.cursor} falls in the partition's days, upserted on "
         f"{', '.join(spec.primary_key)}"
@@ -51,10 +57,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
         key=staging_key(spec),
         deps=[source],
         description=f"{spec.source} staged as gzip CSV: {how}.",
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=policy,
-        **writer_policies(spec.target),  # one run per table at a time; retries
+        **shared,
         io_manager_key="staging_io_manager",
         kinds={"s3"},
         metadata={"source": spec.source, "mode": spec.mode},
@@ -66,10 +69,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
         key=target_key(spec),
         ins={"staged_file": dg.AssetIn(key=staging_key(spec))},
         description=f"Warehouse table {spec.target}: {how}.",
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=policy,
-        **writer_policies(spec.target),  # one run per table at a time; retries
+        **shared,
         io_manager_key="warehouse_io_manager",
         kinds={"redshift"},
         metadata={

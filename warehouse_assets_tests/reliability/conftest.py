@@ -13,17 +13,10 @@ from typing import TypeVar
 import pytest
 import sqlalchemy as sa
 
+from warehouse_assets_tests.conftest import table_yaml
+
 T = TypeVar("T")
 
-EVENTS_YAML = """
-tables:
-  - source: {schema}.events
-    target: raw_data.events
-    mode: {mode}
-    primary_key: [id]
-    cursor: modified_at
-    start_date: "2026-10-01"
-"""
 DAY = "2026-11-01"
 
 
@@ -34,9 +27,7 @@ def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def events_yaml(mode: str = "incremental") -> str:
-    text = EVENTS_YAML.replace("{mode}", mode)
-    return text if mode == "incremental" else text.replace("    cursor: modified_at\n", "").replace(
-        '    start_date: "2026-10-01"\n', "")
+    return table_yaml("events", mode=mode)
 
 
 def rows(url: str, sql: str, params: dict | None = None) -> list[tuple]:

@@ -8,19 +8,11 @@ import urllib.parse
 import pytest
 import sqlalchemy as sa
 
-from warehouse_assets_tests.conftest import failure_text
+from warehouse_assets_tests.conftest import failure_text, table_yaml
 from warehouse_assets_tests.reliability.conftest import execute, rows
 from warehouse_assets_tests.replication.test_services import ODD_YAML, _seed_odd
 
-TABLE_YAML = """
-tables:
-  - source: {schema}.t
-    target: raw_data.t
-    mode: incremental
-    primary_key: [id]
-    cursor: modified_at
-    start_date: "2026-10-01"
-"""
+TABLE_YAML = table_yaml("t")
 MEGABYTE_TEXT = ('한 "quoted", \\N\n\r\t😀 \'); DROP TABLE raw_data.odd; -- ' * 30_000)[:1_000_000]
 
 

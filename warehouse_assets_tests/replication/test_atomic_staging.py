@@ -7,17 +7,9 @@ import sqlalchemy as sa
 
 from warehouse_assets.lib import staging
 from warehouse_assets.lib.staging import StagingStore
-from warehouse_assets_tests.conftest import failure_text
+from warehouse_assets_tests.conftest import failure_text, table_yaml
 
-SEQ_YAML = """
-tables:
-  - source: {schema}.events
-    target: raw_data.events
-    mode: incremental
-    primary_key: [id]
-    cursor: modified_at
-    start_date: "2026-10-01"
-"""
+SEQ_YAML = table_yaml("events")
 
 
 def _leftovers(store: StagingStore, prefix: str) -> tuple[list, list]:
@@ -72,9 +64,3 @@ def test_extract_failing_mid_stream_on_both_paths_leaves_no_object(
     assert f"{env.source_schema}.events.happened" in message and "id=60000" in message
     store = env.resource("staging")
     assert _leftovers(store, f"staging/{env.source_schema}") == ([], [])
-
-
-@pytest.fixture(params=["connectorx", "pymysql"])
-def extract_path(request, monkeypatch) -> str:
-    monkeypatch.setenv("SOURCE_FAST_PATH", "1" if request.param == "connectorx" else "0")
-    return request.param

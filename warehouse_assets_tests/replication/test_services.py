@@ -11,18 +11,9 @@ import sqlalchemy as sa
 
 from warehouse_assets import demo
 from warehouse_assets.lib.warehouse import LoadError
-from warehouse_assets_tests.conftest import failure_text
+from warehouse_assets_tests.conftest import NPS_YAML, failure_text, table_yaml
 
-NPS_YAML = """
-tables:
-  - source: {schema}.nps
-    target: raw_data.nps
-    mode: incremental
-    primary_key: [id]
-    cursor: modified_at
-    soft_delete: deleted
-    start_date: "2023-04-20"
-  - source: {schema}.channel
+NPS_YAML = NPS_YAML + """  - source: {schema}.channel
     target: raw_data.channel
     mode: full_refresh
     primary_key: [channel]
@@ -31,11 +22,7 @@ tables:
 NPS_COLUMNS = "id, created_at, modified_at, deleted, score"
 
 
-@pytest.fixture(autouse=True, params=["connectorx", "pymysql"])
-def extract_path(request, monkeypatch) -> str:
-    """Every test here runs through the fast reader and the pymysql fallback alike."""
-    monkeypatch.setenv("SOURCE_FAST_PATH", "1" if request.param == "connectorx" else "0")
-    return request.param
+pytestmark = pytest.mark.usefixtures("extract_path")  # every test: both readers
 
 
 def _mysql(env) -> sa.Engine:
@@ -178,15 +165,7 @@ def _seed_odd(env) -> list[tuple]:
             f"SELECT * FROM {env.source_schema}.odd ORDER BY id")).all()]
 
 
-ODD_YAML = """
-tables:
-  - source: {schema}.odd
-    target: raw_data.odd
-    mode: incremental
-    primary_key: [id]
-    cursor: modified_at
-    start_date: "2026-10-01"
-"""
+ODD_YAML = table_yaml("odd")
 
 
 def test_fidelity_every_value_survives(services_env, extract_path):
