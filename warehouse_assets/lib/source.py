@@ -249,8 +249,9 @@ class SourceDatabase(dg.ConfigurableResource):
                 raise
             self.stream(spec, window, _Discard())  # raises DataError naming the bad value
             raise SourceError(
-                f"{spec.source}: the fast reader failed ({str(exc).splitlines()[0]}) on rows the "
-                f"pymysql reader accepts; set SOURCE_FAST_PATH=0 to use it"
+                f"{spec.source}: the fast reader failed ({str(exc).splitlines()[0]}), yet the "
+                f"pymysql reader then read the same rows without error: a dropped connection is "
+                f"retried; if it keeps failing, set SOURCE_FAST_PATH=0 to use pymysql"
             ) from exc
         return rows
 
