@@ -122,22 +122,29 @@ class Extract:
     spec: TableSpec
     window: Window | None
     path: str = ""  # the reader that ran ("connectorx" or the SQLAlchemy driver), for metadata
+    _table: sa.Table | None = None
+
+    @property
+    def table(self) -> sa.Table:
+        """The source table, reflected once per extract (each reflection is a round of queries)."""
+        if self._table is None:
+            self._table = self.source.reflect(self.spec.source_schema, self.spec.source_table)
+        return self._table
 
     def columns(self) -> tuple[Column, ...]:
-        return self.source.columns(self.spec)
+        return self.source.columns(self.spec, self.table)
 
     def unique_key(self) -> bool:
         """Whether the declared primary key is the source table's own (so no row repeats)."""
-        table = self.source.reflect(self.spec.source_schema, self.spec.source_table)
-        declared = {c.name for c in table.primary_key.columns}
+        declared = {c.name for c in self.table.primary_key.columns}
         return bool(declared) and declared == set(self.spec.primary_key)
 
     def write_to(self, fileobj: IO[bytes]) -> int:
         """Stream the rows as gzip CSV into fileobj; returns the number of rows."""
-        self.path = self.source.reader(self.spec)
+        self.path = self.source.reader(self.spec, self.table)
         if self.path == "connectorx":
-            return self.source.stream_fast(self.spec, self.window, fileobj)
-        return self.source.stream(self.spec, self.window, fileobj)
+            return self.source.stream_fast(self.spec, self.window, fileobj, self.table)
+        return self.source.stream(self.spec, self.window, fileobj, self.table)
 
 
 class SourceDatabase(dg.ConfigurableResource):
@@ -162,8 +169,8 @@ class SourceDatabase(dg.ConfigurableResource):
         except sa.exc.NoSuchTableError:
             raise SourceError(f"source table {schema}.{table} does not exist") from None
 
-    def columns(self, spec: TableSpec) -> tuple[Column, ...]:
-        table = self.reflect(spec.source_schema, spec.source_table)
+    def columns(self, spec: TableSpec, table: sa.Table | None = None) -> tuple[Column, ...]:
+        table = table if table is not None else self.reflect(spec.source_schema, spec.source_table)
         self._check_declared(spec, table)
         return tuple(
             Column(c.name, portable_type(spec.source, c), bool(c.nullable)) for c in table.columns
@@ -174,8 +181,9 @@ class SourceDatabase(dg.ConfigurableResource):
             if name and name not in table.columns:
                 raise SourceError(f"source table {spec.source} has no column {name!r}")
 
-    def query(self, spec: TableSpec, window: Window | None) -> sa.Select:
-        table = self.reflect(spec.source_schema, spec.source_table)
+    def query(self, spec: TableSpec, window: Window | None,
+              table: sa.Table | None = None) -> sa.Select:
+        table = table if table is not None else self.reflect(spec.source_schema, spec.source_table)
         self._check_declared(spec, table)
         # MySQL DOUBLE reflects as asdecimal=True, whose conversion rounds to 10 digits: take the
         # driver's float as it is.
@@ -190,17 +198,18 @@ class SourceDatabase(dg.ConfigurableResource):
             stmt = stmt.where(cursor >= start, cursor < end)
         return stmt
 
-    def reader(self, spec: TableSpec) -> str:
+    def reader(self, spec: TableSpec, table: sa.Table | None = None) -> str:
         """Which path reads this table: connectorx for MySQL/MariaDB tables it reads exactly."""
         driver = self.engine.dialect.driver
         if not self.fast_path or self.engine.dialect.name not in ("mysql", "mariadb"):
             return driver
-        return "connectorx" if all(FAST_TYPES.match(c.type) for c in self.columns(spec)) else driver
+        return "connectorx" if all(FAST_TYPES.match(c.type) for c in self.columns(spec, table)) else driver
 
-    def fast_query(self, spec: TableSpec, window: Window | None) -> str:
+    def fast_query(self, spec: TableSpec, window: Window | None,
+                   table: sa.Table | None = None) -> str:
         """The window's SELECT as literal SQL (connectorx binds no parameters), rendered by
         SQLAlchemy; DECIMAL is read as text because connectorx rounds or fails on its scale."""
-        stmt = self.query(spec, window)
+        stmt = self.query(spec, window, table)
         stmt = stmt.with_only_columns(*(
             sa.cast(c, sa.CHAR).label(c.name)
             if isinstance(c.type, sa.Numeric) and not isinstance(c.type, sa.Float | sa.Integer)
@@ -209,7 +218,8 @@ class SourceDatabase(dg.ConfigurableResource):
         ))
         return str(stmt.compile(self.engine, compile_kwargs={"literal_binds": True}))
 
-    def stream_fast(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes]) -> int:
+    def stream_fast(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes],
+                    table: sa.Table | None = None) -> int:
         """connectorx Arrow batches -> Arrow's CSV writer -> gzip: the database's own speed.
 
         The file is the fallback's format (strings quoted, NULL an unquoted \\N, timestamps
@@ -228,12 +238,12 @@ class SourceDatabase(dg.ConfigurableResource):
         try:
             reader = cx.read_sql(
                 url.render_as_string(hide_password=False),
-                self.fast_query(spec, window),
+                self.fast_query(spec, window, table),
                 return_type="arrow_stream",
                 batch_size=ARROW_BATCH_ROWS,
                 pre_execution_query=["SET time_zone = '+00:00'"],  # TIMESTAMP leaves in UTC
             )
-            texts = _check_schema(spec.source, self.columns(spec), reader.schema)
+            texts = _check_schema(spec.source, self.columns(spec, table), reader.schema)
             with (
                 gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=self.compresslevel) as gz,
                 csv.CSVWriter(gz, reader.schema, write_options=options) as writer,
@@ -247,7 +257,7 @@ class SourceDatabase(dg.ConfigurableResource):
         except BaseException as exc:  # connectorx panics surface as pyo3's BaseException
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
-            self.stream(spec, window, _Discard())  # raises DataError naming the bad value
+            self.stream(spec, window, _Discard(), table)  # raises DataError naming the bad value
             raise SourceError(
                 f"{spec.source}: the fast reader failed ({str(exc).splitlines()[0]}), yet the "
                 f"pymysql reader then read the same rows without error: a dropped connection is "
@@ -255,9 +265,10 @@ class SourceDatabase(dg.ConfigurableResource):
             ) from exc
         return rows
 
-    def stream(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes]) -> int:
+    def stream(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes],
+               table: sa.Table | None = None) -> int:
         """Server-side cursor -> CSV lines -> gzip, a batch at a time: memory stays flat."""
-        columns = self.columns(spec)
+        columns = self.columns(spec, table)
         encoder = RowEncoder(spec.source, columns, spec.primary_key)
         rows = 0
         with (
@@ -265,7 +276,7 @@ class SourceDatabase(dg.ConfigurableResource):
             gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=self.compresslevel) as gz,
         ):
             result = conn.execution_options(stream_results=True, yield_per=self.batch_rows).execute(
-                self.query(spec, window)
+                self.query(spec, window, table)
             )
             for batch in result.partitions():
                 gz.write(encoder.encode(batch).encode("utf-8"))
