@@ -228,7 +228,7 @@ class SourceDatabase(dg.ConfigurableResource):
         the run with the fallback's message naming the table, column, value and row key.
         """
         import connectorx as cx
-        import pyarrow.compute as pc
+        import pyarrow as pa
         from pyarrow import csv
 
         url = self.engine.url.set(drivername="mysql", query={})
@@ -243,15 +243,14 @@ class SourceDatabase(dg.ConfigurableResource):
                 batch_size=ARROW_BATCH_ROWS,
                 pre_execution_query=["SET time_zone = '+00:00'"],  # TIMESTAMP leaves in UTC
             )
-            texts = _check_schema(spec.source, self.columns(spec, table), reader.schema)
+            _check_schema(spec.source, self.columns(spec, table), reader.schema)
             with (
                 gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=self.compresslevel) as gz,
-                csv.CSVWriter(gz, reader.schema, write_options=options) as writer,
+                # the system allocator: as fast as Arrow's mimalloc here, ~8 MB lower peak RSS
+                csv.CSVWriter(_RefuseNul(gz), reader.schema, write_options=options,
+                              memory_pool=pa.system_memory_pool()) as writer,
             ):
                 for batch in reader:
-                    if any(pc.any(pc.match_substring(batch.column(i), "\x00")).as_py()
-                           for i in texts):
-                        raise ValueError("a NUL character")
                     writer.write_batch(batch)
                     rows += batch.num_rows
         except BaseException as exc:  # connectorx panics surface as pyo3's BaseException
@@ -284,24 +283,43 @@ class SourceDatabase(dg.ConfigurableResource):
         return rows
 
 
-def _check_schema(table: str, columns: tuple[Column, ...], schema) -> list[int]:
-    """Arrow types must be the ones whose CSV text is the fallback's; returns the text columns."""
+def _check_schema(table: str, columns: tuple[Column, ...], schema) -> None:
+    """Arrow types must be the ones whose CSV text is the fallback's."""
     import pyarrow as pa
 
     kinds = {"TIMESTAMP": pa.types.is_timestamp, "DATE": pa.types.is_date32,
              "REAL": pa.types.is_floating, "DOUBLE PRECISION": pa.types.is_floating}
-    texts = []
-    for i, (col, field) in enumerate(zip(columns, schema, strict=True)):
+    for col, field in zip(columns, schema, strict=True):
         if col.type.startswith(("VARCHAR", "TEXT")) or (
             col.type.startswith("NUMERIC") and not pa.types.is_integer(field.type)
         ):
             ok = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-            texts.append(i)
         else:
             ok = kinds.get(col.type, pa.types.is_integer)(field.type)
         if not ok:
             raise SourceError(f"{table}.{col.name}: connectorx reads {col.type} as {field.type}")
-    return texts
+
+
+class _RefuseNul:
+    """Passes CSV text on, refusing a NUL character: only a text value can hold one, and no
+    loader reads it back the same."""
+
+    closed = False
+
+    def __init__(self, sink: IO[bytes]):
+        self.sink = sink
+
+    def write(self, data) -> int:
+        data = bytes(data)  # Arrow hands over its own buffer
+        if b"\x00" in data:
+            raise ValueError("a NUL character")
+        return self.sink.write(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:  # the gzip file is closed by its own block
+        self.closed = True
 
 
 class _Discard:

@@ -201,6 +201,8 @@ def _shorten(v: Any) -> Any:
 
 
 def _hint(portable: str, v: Any) -> str:
+    if isinstance(v, str) and "\x00" in v:
+        return ": no warehouse keeps a NUL character in text. Remove it in the source"
     if portable in ("DATE", "TIMESTAMP") and isinstance(v, str):
         return (
             ": MySQL's zero or partial dates have no equivalent in the warehouse. Set them to NULL "

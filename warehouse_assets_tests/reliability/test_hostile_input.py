@@ -48,6 +48,26 @@ def test_fidelity_list_and_a_megabyte_of_text(env):
     assert source[-1][2] == MEGABYTE_TEXT and len(source) == 12
 
 
+def _a_bad_row_fails(env, columns: str, good: str, bad: str, parts: list[str],
+                    session: tuple[str, ...] = ()) -> None:
+    """Table t loads its good row; adding the bad rows fails the run with a message holding every
+    part, and the loaded table stays as it was."""
+    url = os.environ["SOURCE_DB_URL"]
+    execute(url, *session, f"CREATE TABLE {env.source_schema}.t ({columns})",
+            f"INSERT INTO {env.source_schema}.t VALUES {good}")
+    config = env.config(TABLE_YAML)
+    assert env.replicate(config, start="2026-11-01").success
+    before = _target()
+    assert len(before) == 1
+    execute(url, *session, f"INSERT INTO {env.source_schema}.t VALUES {bad}")
+    result = env.replicate(config, start="2026-11-01", raise_on_error=False)
+    assert not result.success
+    message = failure_text(result)
+    for part in parts:
+        assert part in message
+    assert _target() == before
+
+
 @pytest.mark.parametrize("sql_type, value", [
     ("DATETIME", "0000-00-00 00:00:00"),
     ("TIMESTAMP", "0000-00-00 00:00:00"),
@@ -56,23 +76,18 @@ def test_fidelity_list_and_a_megabyte_of_text(env):
     ("DATETIME", "2026-11-00 10:00:00"),
 ])
 def test_zero_and_partial_dates_fail_naming_table_column_value_and_row(env, sql_type, value):
-    url = os.environ["SOURCE_DB_URL"]
-    execute(url, "SET SESSION sql_mode = ''",
-            f"CREATE TABLE {env.source_schema}.t (id INT PRIMARY KEY, v {sql_type} NULL, "
-            "modified_at DATETIME NOT NULL)",
-            f"INSERT INTO {env.source_schema}.t VALUES (1, '2026-11-01', '2026-11-01 10:00')")
-    config = env.config(TABLE_YAML)
-    assert env.replicate(config, start="2026-11-01").success
-    before = _target()
-    assert len(before) == 1
-    execute(url, "SET SESSION sql_mode = ''",
-            f"INSERT INTO {env.source_schema}.t VALUES (2, '{value}', '2026-11-01 11:00')")
-    result = env.replicate(config, start="2026-11-01", raise_on_error=False)
-    assert not result.success
-    message = failure_text(result)
-    for part in (f"{env.source_schema}.t.v", value, "id=2", "Set them to NULL or a real date"):
-        assert part in message
-    assert _target() == before
+    _a_bad_row_fails(
+        env, f"id INT PRIMARY KEY, v {sql_type} NULL, modified_at DATETIME NOT NULL",
+        "(1, '2026-11-01', '2026-11-01 10:00')", f"(2, '{value}', '2026-11-01 11:00')",
+        [f"{env.source_schema}.t.v", value, "id=2", "Set them to NULL or a real date"],
+        session=("SET SESSION sql_mode = ''",))
+
+
+def test_a_nul_character_fails_naming_table_column_value_and_row(env):
+    _a_bad_row_fails(
+        env, "id INT PRIMARY KEY, v TEXT NULL, modified_at DATETIME NOT NULL",
+        "(1, 'fine', '2026-11-01 10:00')", "(2, CONCAT('a', CHAR(0), 'b'), '2026-11-01 11:00')",
+        [f"{env.source_schema}.t.v", "'a\\x00b'", "id=2", "NUL character"])
 
 
 def test_timestamp_and_datetime_with_a_non_utc_source_session(env, monkeypatch):
@@ -95,22 +110,12 @@ def test_timestamp_and_datetime_with_a_non_utc_source_session(env, monkeypatch):
 
 
 def test_null_in_a_primary_key_column_fails_naming_table_and_column(env):
-    url = os.environ["SOURCE_DB_URL"]
-    execute(url, f"CREATE TABLE {env.source_schema}.t (id INT NULL UNIQUE, v INT, "
-                 "modified_at DATETIME NOT NULL)",
-            f"INSERT INTO {env.source_schema}.t VALUES (1, 1, '2026-11-01 10:00')")
-    config = env.config(TABLE_YAML)
-    assert env.replicate(config, start="2026-11-01").success
-    before = _target()
-    execute(url, f"INSERT INTO {env.source_schema}.t VALUES (NULL, 2, '2026-11-01 11:00'), "
-                 "(NULL, 3, '2026-11-01 12:00')")
-    result = env.replicate(config, start="2026-11-01", raise_on_error=False)
-    assert not result.success
-    message = failure_text(result)
-    for part in ("raw_data.t.id: 2 staged row(s)", f"from {env.source_schema}.t",
-                 "primary key column 'id'", "fix those rows in the source", "primary_key"):
-        assert part in message
-    assert _target() == before
+    _a_bad_row_fails(
+        env, "id INT NULL UNIQUE, v INT, modified_at DATETIME NOT NULL",
+        "(1, 1, '2026-11-01 10:00')",
+        "(NULL, 2, '2026-11-01 11:00'), (NULL, 3, '2026-11-01 12:00')",
+        ["raw_data.t.id: 2 staged row(s)", f"from {env.source_schema}.t",
+         "primary key column 'id'", "fix those rows in the source", "primary_key"])
 
 
 def test_a_cursor_at_midnight_belongs_to_exactly_one_day(env):
