@@ -43,6 +43,13 @@ def execute(url: str, *sql: str) -> None:
             conn.execute(sa.text(s))
 
 
+def source_table(env, columns: str, values: str, *session: str) -> None:
+    """(session statements, then) create the source table t with these columns and rows."""
+    execute(os.environ["SOURCE_DB_URL"], *session,
+            f"CREATE TABLE {env.source_schema}.t ({columns})",
+            f"INSERT INTO {env.source_schema}.t VALUES {values}")
+
+
 def seed_events(schema: str, n: int, salt: str = "") -> None:
     """(Re)create schema.events with n rows on DAY, each a 128-character hash (incompressible
     enough that the staged file grows with n)."""

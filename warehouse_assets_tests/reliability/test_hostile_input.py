@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from warehouse_assets_tests.conftest import failure_text, table_yaml
-from warehouse_assets_tests.reliability.conftest import execute, rows
+from warehouse_assets_tests.reliability.conftest import execute, rows, source_table
 from warehouse_assets_tests.replication.test_services import ODD_YAML, _seed_odd
 
 TABLE_YAML = table_yaml("t")
@@ -52,14 +52,13 @@ def _a_bad_row_fails(env, columns: str, good: str, bad: str, parts: list[str],
                     session: tuple[str, ...] = ()) -> None:
     """Table t loads its good row; adding the bad rows fails the run with a message holding every
     part, and the loaded table stays as it was."""
-    url = os.environ["SOURCE_DB_URL"]
-    execute(url, *session, f"CREATE TABLE {env.source_schema}.t ({columns})",
-            f"INSERT INTO {env.source_schema}.t VALUES {good}")
+    source_table(env, columns, good, *session)
     config = env.config(TABLE_YAML)
     assert env.replicate(config, start="2026-11-01").success
     before = _target()
     assert len(before) == 1
-    execute(url, *session, f"INSERT INTO {env.source_schema}.t VALUES {bad}")
+    execute(os.environ["SOURCE_DB_URL"], *session,
+            f"INSERT INTO {env.source_schema}.t VALUES {bad}")
     result = env.replicate(config, start="2026-11-01", raise_on_error=False)
     assert not result.success
     message = failure_text(result)
@@ -93,14 +92,12 @@ def test_a_nul_character_fails_naming_table_column_value_and_row(env):
 def test_timestamp_and_datetime_with_a_non_utc_source_session(env, monkeypatch):
     """The source's sessions default to +09:00 (init_command): TIMESTAMP still leaves in UTC,
     DATETIME as written, and the day window compares UTC with UTC."""
-    execute(os.environ["SOURCE_DB_URL"],
-            f"CREATE TABLE {env.source_schema}.t (id INT PRIMARY KEY, ts TIMESTAMP(6) NULL, "
-            "dt DATETIME(6) NULL, modified_at TIMESTAMP(6) NOT NULL)",
-            "SET time_zone = '+00:00'",
-            f"INSERT INTO {env.source_schema}.t VALUES "
-            "(1, '2026-11-01 23:30:00', '2026-11-01 23:30:00', '2026-11-01 23:30:00'), "
-            "(2, '2026-11-02 00:30:00', '2026-11-02 00:30:00', '2026-11-02 00:30:00'), "
-            "(3, '2026-10-31 15:30:00', '2026-10-31 15:30:00', '2026-10-31 15:30:00')")
+    source_table(env, "id INT PRIMARY KEY, ts TIMESTAMP(6) NULL, dt DATETIME(6) NULL, "
+                 "modified_at TIMESTAMP(6) NOT NULL",
+                 "(1, '2026-11-01 23:30:00', '2026-11-01 23:30:00', '2026-11-01 23:30:00'), "
+                 "(2, '2026-11-02 00:30:00', '2026-11-02 00:30:00', '2026-11-02 00:30:00'), "
+                 "(3, '2026-10-31 15:30:00', '2026-10-31 15:30:00', '2026-10-31 15:30:00')",
+                 "SET time_zone = '+00:00'")
     init = urllib.parse.quote("SET time_zone = '+09:00'")
     monkeypatch.setenv("SOURCE_DB_URL", f"{os.environ['SOURCE_DB_URL']}&init_command={init}")
     assert rows(os.environ["SOURCE_DB_URL"], "SELECT @@session.time_zone") == [("+09:00",)]
@@ -119,11 +116,9 @@ def test_null_in_a_primary_key_column_fails_naming_table_and_column(env):
 
 
 def test_a_cursor_at_midnight_belongs_to_exactly_one_day(env):
-    execute(os.environ["SOURCE_DB_URL"],
-            f"CREATE TABLE {env.source_schema}.t (id INT PRIMARY KEY, modified_at DATETIME(6))",
-            f"INSERT INTO {env.source_schema}.t VALUES (1, '2026-11-01 23:59:59.999999'), "
-            "(2, '2026-11-02 00:00:00'), (3, '2026-11-02 00:00:00.000001'), "
-            "(4, '2026-11-03 00:00:00')")
+    source_table(env, "id INT PRIMARY KEY, modified_at DATETIME(6)",
+                 "(1, '2026-11-01 23:59:59.999999'), (2, '2026-11-02 00:00:00'), "
+                 "(3, '2026-11-02 00:00:00.000001'), (4, '2026-11-03 00:00:00')")
     config = env.config(TABLE_YAML)
     assert env.replicate(config, start="2026-11-01").success
     assert [r[0] for r in _target()] == [1]
@@ -137,10 +132,8 @@ def test_a_cursor_at_midnight_belongs_to_exactly_one_day(env):
 
 
 def test_a_hostile_source_column_name_fails_and_touches_nothing(env):
-    execute(os.environ["SOURCE_DB_URL"],
-            f"CREATE TABLE {env.source_schema}.t (id INT PRIMARY KEY, "
-            "`x\"; DROP TABLE raw_data.keep; --` INT, modified_at DATETIME)",
-            f"INSERT INTO {env.source_schema}.t VALUES (1, 1, '2026-11-01 10:00')")
+    source_table(env, "id INT PRIMARY KEY, `x\"; DROP TABLE raw_data.keep; --` INT, "
+                 "modified_at DATETIME", "(1, 1, '2026-11-01 10:00')")
     execute(os.environ["WAREHOUSE_DB_URL"], "CREATE SCHEMA raw_data",
             "CREATE TABLE raw_data.keep (id INT)", "INSERT INTO raw_data.keep VALUES (7)")
     result = env.replicate(env.config(TABLE_YAML), start="2026-11-01", raise_on_error=False)

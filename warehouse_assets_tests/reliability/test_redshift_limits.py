@@ -9,19 +9,16 @@ import pytest
 from warehouse_assets.lib.staged import DataError, Manifest, StagedFile
 from warehouse_assets.lib.warehouse import RedshiftDialect, TableLoad, Warehouse
 from warehouse_assets.replication.assets import build_replication_assets
-from warehouse_assets_tests.reliability.conftest import execute
+from warehouse_assets_tests.reliability.conftest import execute, source_table
 from warehouse_assets_tests.reliability.test_hostile_input import TABLE_YAML
 
 
 def test_string_over_65535_bytes_fails_naming_column_and_row(services_env):
     env = services_env
-    execute(os.environ["SOURCE_DB_URL"],
-            f"CREATE TABLE {env.source_schema}.t (id INT PRIMARY KEY, body MEDIUMTEXT, "
-            "modified_at DATETIME NOT NULL)",
-            # 51,000 and 66,000 bytes in UTF-8: fewer than 65,535 characters either way.
-            f"INSERT INTO {env.source_schema}.t VALUES (1, 'short', '2026-11-01 01:00'), "
-            "(2, REPEAT('한', 17000), '2026-11-01 02:00'), "
-            "(3, REPEAT('한', 22000), '2026-11-01 03:00')")
+    source_table(env, "id INT PRIMARY KEY, body MEDIUMTEXT, modified_at DATETIME NOT NULL",
+                 # 51,000 and 66,000 bytes in UTF-8: fewer than 65,535 characters either way.
+                 "(1, 'short', '2026-11-01 01:00'), (2, REPEAT('한', 17000), '2026-11-01 02:00'), "
+                 "(3, REPEAT('한', 22000), '2026-11-01 03:00')")
     config = env.config(TABLE_YAML)
     assets = build_replication_assets(config)
     staging = dg.AssetKey(["staging", env.source_schema, "t"])

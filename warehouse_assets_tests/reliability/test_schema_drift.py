@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from warehouse_assets.lib.staged import Column
 from warehouse_assets.lib.warehouse import DuckDBDialect, PostgresDialect, canonical, holds
 from warehouse_assets_tests.conftest import failure_text
-from warehouse_assets_tests.reliability.conftest import execute, rows
+from warehouse_assets_tests.reliability.conftest import execute, rows, source_table
 from warehouse_assets_tests.reliability.test_hostile_input import TABLE_YAML
 
 DAY = "2026-11-01"
@@ -35,11 +35,9 @@ def _source() -> list[tuple]:
 def loaded(services_env):
     """raw_data.t loaded once from a source with id, score INT, note VARCHAR(10), modified_at."""
     env = services_env
-    execute(os.environ["SOURCE_DB_URL"],
-            f"CREATE TABLE {env.source_schema}.t (id INT PRIMARY KEY, score INT, "
-            "note VARCHAR(10), modified_at DATETIME(6) NOT NULL)",
-            f"INSERT INTO {env.source_schema}.t VALUES (1, 5, 'a', '{DAY} 10:00'), "
-            f"(2, 7, NULL, '{DAY} 11:00')")
+    source_table(env, "id INT PRIMARY KEY, score INT, note VARCHAR(10), "
+                 "modified_at DATETIME(6) NOT NULL",
+                 f"(1, 5, 'a', '{DAY} 10:00'), (2, 7, NULL, '{DAY} 11:00')")
     config = env.config(TABLE_YAML)
     assert env.replicate(config, start=DAY).success
     return env, config
