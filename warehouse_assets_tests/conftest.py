@@ -117,9 +117,9 @@ def postgres_db(postgres_server: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield f"{postgres_server}/{name}"
-    from warehouse_assets.lib import warehouse
+    from warehouse_assets.lib.warehouse import resource
 
-    warehouse._engine.cache_clear()
+    resource._engine.cache_clear()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()

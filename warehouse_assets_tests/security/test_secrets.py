@@ -21,7 +21,9 @@ from dagster_shared.serdes import serialize_value
 
 from warehouse_assets import demo
 from warehouse_assets.config import load_config
-from warehouse_assets.lib import source, staging, warehouse
+from warehouse_assets.lib import staging
+from warehouse_assets.lib.source import database as source
+from warehouse_assets.lib.warehouse import resource as warehouse
 from warehouse_assets.operations.alerts import build_alert_sensor, build_slack_alerts
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.resources import build_resources

@@ -1,10 +1,10 @@
-"""The MySQL source (SQLite in the embedded default): reflect tables, stream a window of rows."""
+"""The source database resource (MySQL; SQLite in the embedded default): reflect a table, build a
+window's query, stream its rows with the pymysql fallback or hand them to the fast reader."""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -13,22 +13,13 @@ from typing import IO
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 
 from warehouse_assets.config import TableSpec
-from warehouse_assets.lib.staged import NULL, Column, DataError, RowEncoder
+from warehouse_assets.lib.source.types import FAST_TYPES, portable_type
+from warehouse_assets.lib.staged import Column, RowEncoder
 
 BATCH_ROWS = 10_000
-# The fast path's Arrow batches: 20k rows ran as fast as 100k (2M narrow rows in 1.4 s either
-# way) with a 40 MB lower peak RSS; connectorx keeps only a few batches in flight.
-ARROW_BATCH_ROWS = 20_000
-# Portable types the fast path writes exactly as the fallback does (TIME and BOOLEAN use pymysql:
-# connectorx fails on TIME outside 00:00-24:00, and MySQL has no BOOLEAN to read fast).
-FAST_TYPES = re.compile(r"^(SMALLINT|INTEGER|BIGINT|REAL|DOUBLE PRECISION|DATE|TIMESTAMP|TEXT|"
-                        r"VARCHAR\(\d+\)|NUMERIC\(\d+,\d+\))$")
-
-
 class SourceError(RuntimeError):
     """The source table is not what the configuration says (missing table or column)."""
 
@@ -58,40 +49,6 @@ def _engine(url: str) -> Engine:
                 cur.execute("SET time_zone = '+00:00'")
 
     return engine
-
-
-def portable_type(table: str, column: sa.Column) -> str:
-    """The portable type of a reflected source column (see lib.staged.PORTABLE)."""
-    t = column.type
-    unsigned = getattr(t, "unsigned", False)
-    if isinstance(t, mysql.TINYINT | mysql.SMALLINT | sa.SmallInteger):
-        return "INTEGER" if unsigned and isinstance(t, mysql.SMALLINT) else "SMALLINT"
-    if isinstance(t, mysql.MEDIUMINT):
-        return "INTEGER"
-    if isinstance(t, sa.BigInteger):
-        return "NUMERIC(20,0)" if unsigned else "BIGINT"
-    if isinstance(t, sa.Integer):
-        return "BIGINT" if unsigned else "INTEGER"
-    if isinstance(t, sa.Boolean):
-        return "BOOLEAN"
-    if isinstance(t, sa.Numeric) and not isinstance(t, sa.Float):
-        precision, scale = t.precision or 38, t.scale or 0
-        return f"NUMERIC({precision},{scale})"
-    if isinstance(t, sa.Float | sa.Double):
-        return "REAL" if isinstance(t, mysql.FLOAT) else "DOUBLE PRECISION"
-    if isinstance(t, sa.DateTime):
-        return "TIMESTAMP"
-    if isinstance(t, sa.Date):
-        return "DATE"
-    if isinstance(t, sa.Time):
-        return "TIME"
-    if isinstance(t, mysql.ENUM | mysql.SET | sa.JSON):
-        return "TEXT"
-    if isinstance(t, sa.String) and not isinstance(t, sa.Text) and t.length:
-        return f"VARCHAR({t.length})"
-    if isinstance(t, sa.String):
-        return "TEXT"
-    raise DataError(f"{table}.{column.name}: source type {t} is not supported for replication")
 
 
 @dataclass(frozen=True)
@@ -205,64 +162,12 @@ class SourceDatabase(dg.ConfigurableResource):
             return driver
         return "connectorx" if all(FAST_TYPES.match(c.type) for c in self.columns(spec, table)) else driver
 
-    def fast_query(self, spec: TableSpec, window: Window | None,
-                   table: sa.Table | None = None) -> str:
-        """The window's SELECT as literal SQL (connectorx binds no parameters), rendered by
-        SQLAlchemy; DECIMAL is read as text because connectorx rounds or fails on its scale."""
-        stmt = self.query(spec, window, table)
-        stmt = stmt.with_only_columns(*(
-            sa.cast(c, sa.CHAR).label(c.name)
-            if isinstance(c.type, sa.Numeric) and not isinstance(c.type, sa.Float | sa.Integer)
-            else c
-            for c in stmt.selected_columns
-        ))
-        return str(stmt.compile(self.engine, compile_kwargs={"literal_binds": True}))
-
     def stream_fast(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes],
                     table: sa.Table | None = None) -> int:
-        """connectorx Arrow batches -> Arrow's CSV writer -> gzip: the database's own speed.
+        """The fast reader (source/fast.py); imported only when used: pyarrow is heavy."""
+        from warehouse_assets.lib.source.fast import stream_fast
 
-        The file is the fallback's format (strings quoted, NULL an unquoted \\N, timestamps
-        'YYYY-MM-DD HH:MM:SS.ffffff'); only DECIMAL digits are quoted, which every loader reads
-        as the same number. A value connectorx cannot read (a zero date) or a NUL character fails
-        the run with the fallback's message naming the table, column, value and row key.
-        """
-        import connectorx as cx
-        import pyarrow as pa
-        from pyarrow import csv
-
-        url = self.engine.url.set(drivername="mysql", query={})
-        options = csv.WriteOptions(include_header=False, batch_size=ARROW_BATCH_ROWS,
-                                   quoting_style="needed", null_string=NULL)
-        rows = 0
-        try:
-            reader = cx.read_sql(
-                url.render_as_string(hide_password=False),
-                self.fast_query(spec, window, table),
-                return_type="arrow_stream",
-                batch_size=ARROW_BATCH_ROWS,
-                pre_execution_query=["SET time_zone = '+00:00'"],  # TIMESTAMP leaves in UTC
-            )
-            _check_schema(spec.source, self.columns(spec, table), reader.schema)
-            with (
-                gzip.GzipFile(fileobj=fileobj, mode="wb", compresslevel=self.compresslevel) as gz,
-                # the system allocator: as fast as Arrow's mimalloc here, ~8 MB lower peak RSS
-                csv.CSVWriter(_RefuseNul(gz), reader.schema, write_options=options,
-                              memory_pool=pa.system_memory_pool()) as writer,
-            ):
-                for batch in reader:
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
-        except BaseException as exc:  # connectorx panics surface as pyo3's BaseException
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            self.stream(spec, window, _Discard(), table)  # raises DataError naming the bad value
-            raise SourceError(
-                f"{spec.source}: the fast reader failed ({str(exc).splitlines()[0]}), yet the "
-                f"pymysql reader then read the same rows without error: a dropped connection is "
-                f"retried; if it keeps failing, set SOURCE_FAST_PATH=0 to use pymysql"
-            ) from exc
-        return rows
+        return stream_fast(self, spec, window, fileobj, table)
 
     def stream(self, spec: TableSpec, window: Window | None, fileobj: IO[bytes],
                table: sa.Table | None = None) -> int:
@@ -281,52 +186,3 @@ class SourceDatabase(dg.ConfigurableResource):
                 gz.write(encoder.encode(batch).encode("utf-8"))
                 rows += len(batch)
         return rows
-
-
-def _check_schema(table: str, columns: tuple[Column, ...], schema) -> None:
-    """Arrow types must be the ones whose CSV text is the fallback's."""
-    import pyarrow as pa
-
-    kinds = {"TIMESTAMP": pa.types.is_timestamp, "DATE": pa.types.is_date32,
-             "REAL": pa.types.is_floating, "DOUBLE PRECISION": pa.types.is_floating}
-    for col, field in zip(columns, schema, strict=True):
-        if col.type.startswith(("VARCHAR", "TEXT")) or (
-            col.type.startswith("NUMERIC") and not pa.types.is_integer(field.type)
-        ):
-            ok = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-        else:
-            ok = kinds.get(col.type, pa.types.is_integer)(field.type)
-        if not ok:
-            raise SourceError(f"{table}.{col.name}: connectorx reads {col.type} as {field.type}")
-
-
-class _RefuseNul:
-    """Passes CSV text on, refusing a NUL character: only a text value can hold one, and no
-    loader reads it back the same."""
-
-    closed = False
-
-    def __init__(self, sink: IO[bytes]):
-        self.sink = sink
-
-    def write(self, data) -> int:
-        data = bytes(data)  # Arrow hands over its own buffer
-        if b"\x00" in data:
-            raise ValueError("a NUL character")
-        return self.sink.write(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:  # the gzip file is closed by its own block
-        self.closed = True
-
-
-class _Discard:
-    """A sink that keeps nothing: the fallback reader run only to name a bad value."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
