@@ -28,6 +28,25 @@ def check_identifier(value: Any, where: str) -> str:
     return value
 
 
+def check_column(value: Any, where: str) -> str:
+    """A column name as the source spells it: reserved words, mixed case and spaces are fine
+    (every statement quotes it); only what no warehouse can hold is refused."""
+    if not isinstance(value, str) or not value or "\x00" in value or value != value.strip():
+        raise ConfigError(f"{where}: {value!r} is not a column name a warehouse can hold "
+                          f"(empty, a NUL character, or leading/trailing spaces)")
+    if len(value.encode()) > 127:
+        raise ConfigError(f"{where}: {value!r} is longer than 127 bytes, Redshift's limit")
+    return value
+
+
+def _columns(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: a column or a list of columns")
+    return tuple(check_column(c, where) for c in value)
+
+
 def _qualified(value: Any, where: str) -> tuple[str, str]:
     if not isinstance(value, str) or value.count(".") != 1:
         raise ConfigError(f"{where}: {value!r} must be schema.table")
@@ -49,6 +68,8 @@ class TableSpec:
     soft_delete: str | None = None
     start_date: str | None = None
     timezone: str = "UTC"
+    columns: tuple[str, ...] | None = None  # only these source columns (None: all)
+    exclude_columns: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -115,13 +136,13 @@ def _timezone(value: Any, where: str) -> str:
     return str(value)
 
 
-def _keys(entry: dict, where: str) -> tuple[str, ...]:
+def _keys(entry: dict, where: str, column=check_identifier) -> tuple[str, ...]:
     keys = entry.get("primary_key")
     if isinstance(keys, str):
         keys = [keys]
     if not keys or not isinstance(keys, list):
         raise ConfigError(f"{where}.primary_key: required, a column or a list of columns")
-    return tuple(check_identifier(k, f"{where}.primary_key") for k in keys)
+    return tuple(column(k, f"{where}.primary_key") for k in keys)
 
 
 def _unknown(entry: dict, allowed: set[str], where: str) -> None:
@@ -138,7 +159,7 @@ def _table(entry: Any, i: int) -> TableSpec:
     _unknown(
         entry,
         {"source", "target", "mode", "primary_key", "cursor", "soft_delete", "start_date",
-         "timezone"},
+         "timezone", "columns", "exclude_columns"},
         where,
     )
     for required in ("source", "target", "mode"):
@@ -157,17 +178,23 @@ def _table(entry: Any, i: int) -> TableSpec:
         if start is None:
             raise ConfigError(f"{where}.start_date: required for mode incremental")
     soft = entry.get("soft_delete")
+    # A full refresh replaces the whole table, so it needs no key (a keyless table, a view).
+    keyless = mode == "full_refresh" and entry.get("primary_key") in (None, [])
+    picked = entry.get("columns")
     return TableSpec(
         source_schema=src[0],
         source_table=src[1],
         target_schema=tgt[0],
         target_table=tgt[1],
         mode=mode,
-        primary_key=_keys(entry, where),
-        cursor=check_identifier(cursor, f"{where}.cursor") if cursor is not None else None,
-        soft_delete=check_identifier(soft, f"{where}.soft_delete") if soft is not None else None,
+        primary_key=() if keyless else _keys(entry, where, check_column),
+        cursor=check_column(cursor, f"{where}.cursor") if cursor is not None else None,
+        soft_delete=check_column(soft, f"{where}.soft_delete") if soft is not None else None,
         start_date=_date(start, f"{where}.start_date") if start is not None else None,
         timezone=_timezone(entry.get("timezone", "UTC"), f"{where}.timezone"),
+        columns=_columns(picked, f"{where}.columns") if picked is not None else None,
+        exclude_columns=_columns(entry["exclude_columns"], f"{where}.exclude_columns")
+        if entry.get("exclude_columns") is not None else (),
     )
 
 

@@ -15,7 +15,7 @@ import gzip
 import json
 import re
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -24,8 +24,10 @@ NULL = "\\N"
 # Portable column types: what the source declared, in words every warehouse dialect understands.
 PORTABLE = re.compile(
     r"^(SMALLINT|INTEGER|BIGINT|BOOLEAN|REAL|DOUBLE PRECISION|DATE|TIME|TIMESTAMP|TEXT|"
-    r"VARCHAR\(\d+\)|NUMERIC\(\d+,\d+\))$"
+    r"VARCHAR\(\d+\)|NUMERIC\(\d+,\d+\)|BYTES(\(\d+\))?|GEOMETRY)$"
 )
+# BYTES(n) (at most n bytes; BYTES unbounded) is staged as hex text; GEOMETRY as hex EWKB (the
+# WKB with its SRID), which Redshift's and PostGIS's input read as it is.
 
 
 class DataError(ValueError):
@@ -203,6 +205,12 @@ def _shorten(v: Any) -> Any:
 def _hint(portable: str, v: Any) -> str:
     if isinstance(v, str) and "\x00" in v:
         return ": no warehouse keeps a NUL character in text. Remove it in the source"
+    if portable == "TIME" and isinstance(v, dt.timedelta):
+        return (
+            ": the warehouse's TIME holds 00:00:00 to 23:59:59.999999, MySQL's TIME also negative "
+            "and longer durations. Replicate a view that casts the column (TIME_TO_SEC(col) for "
+            "seconds, or CAST(col AS CHAR) for its text)"
+        )
     if portable in ("DATE", "TIMESTAMP") and isinstance(v, str):
         return (
             ": MySQL's zero or partial dates have no equivalent in the warehouse. Set them to NULL "
@@ -211,18 +219,34 @@ def _hint(portable: str, v: Any) -> str:
     return ""
 
 
-def first_oversized(fileobj: IO[bytes], columns: Sequence[Column], check: Collection[str],
-                    key: Sequence[str], limit: int) -> tuple[str, int, str] | None:
-    """The first value of the check columns longer than limit bytes in UTF-8, in a staged file:
-    (column, bytes, row key), or None."""
-    idx = [i for i, c in enumerate(columns) if c.name in check]
+def first_oversized(fileobj: IO[bytes], columns: Sequence[Column],
+                    limits: Mapping[str, tuple[int, str]], key: Sequence[str],
+                    row_limit: int | None = None) -> tuple[str, int, str, str] | None:
+    """The first value in a staged file over its column's limit in bytes (UTF-8 text; hex-staged
+    BYTES and GEOMETRY count their bytes), or the first row over row_limit bytes:
+    (column or '' for a row, bytes, row key, the limit's name), or None."""
+    idx = [(i, *limits[c.name], c.type.startswith(("BYTES", "GEOMETRY")))
+           for i, c in enumerate(columns) if c.name in limits]
     kidx = [i for i, c in enumerate(columns) if c.name in key]
     csv.field_size_limit(sys.maxsize)  # a staged value may be any length; that is the point
     with gzip.open(fileobj, "rt", encoding="utf-8", newline="") as text:
         for row in csv.reader(text):
-            for i in idx:
+            found = None
+            for i, limit, what, is_hex in idx:
+                v = row[i]
+                if is_hex:
+                    if len(v) // 2 > limit:
+                        found = (columns[i].name, len(v) // 2, what)
                 # A character is at most 4 bytes: only a string over limit/4 characters can be over.
-                if len(row[i]) > limit // 4 and (size := len(row[i].encode())) > limit:
-                    return (columns[i].name, size,
-                            ", ".join(f"{columns[k].name}={row[k]}" for k in kidx))
+                elif len(v) > limit // 4 and (size := len(v.encode())) > limit:
+                    found = (columns[i].name, size, what)
+                if found:
+                    break
+            if not found and row_limit and sum(map(len, row)) > row_limit // 4:
+                size = sum(len(v.encode()) for v in row) + len(row)
+                if size > row_limit:
+                    found = ("", size, f"COPY limit of {row_limit:,} bytes per row")
+            if found:
+                return (found[0], found[1],
+                        ", ".join(f"{columns[k].name}={row[k]}" for k in kidx), found[2])
     return None

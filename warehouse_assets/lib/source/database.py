@@ -16,8 +16,8 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from warehouse_assets.config import TableSpec
-from warehouse_assets.lib.source.types import FAST_TYPES, portable_type
-from warehouse_assets.lib.staged import Column, RowEncoder
+from warehouse_assets.lib.source.types import FAST_TYPES, portable_type, select_expression
+from warehouse_assets.lib.staged import Column, DataError, RowEncoder
 
 BATCH_ROWS = 10_000
 class SourceError(RuntimeError):
@@ -128,27 +128,48 @@ class SourceDatabase(dg.ConfigurableResource):
 
     def columns(self, spec: TableSpec, table: sa.Table | None = None) -> tuple[Column, ...]:
         table = table if table is not None else self.reflect(spec.source_schema, spec.source_table)
-        self._check_declared(spec, table)
         return tuple(
-            Column(c.name, portable_type(spec.source, c), bool(c.nullable)) for c in table.columns
+            Column(c.name, self._portable(spec, c), bool(c.nullable))
+            for c in self.selected(spec, table)
         )
 
-    def _check_declared(self, spec: TableSpec, table: sa.Table) -> None:
-        for name in (*spec.primary_key, spec.cursor, spec.soft_delete):
+    def selected(self, spec: TableSpec, table: sa.Table) -> list[sa.Column]:
+        """The replicated columns, in the source's order: all, or the entry's columns: list,
+        less its exclude_columns."""
+        names = set(spec.columns or table.columns.keys()) - set(spec.exclude_columns)
+        for name in (*spec.primary_key, spec.cursor, spec.soft_delete,
+                     *(spec.columns or ()), *spec.exclude_columns):
             if name and name not in table.columns:
                 raise SourceError(f"source table {spec.source} has no column {name!r}")
+        needed = {*spec.primary_key, spec.cursor, spec.soft_delete} - {None} - names
+        if needed:
+            raise SourceError(
+                f"{spec.source}: column(s) {', '.join(sorted(needed))} are the entry's key, cursor "
+                f"or soft_delete flag and cannot be left out by columns/exclude_columns")
+        return [c for c in table.columns if c.name in names]
+
+    def _portable(self, spec: TableSpec, column: sa.Column) -> str:
+        if not isinstance(column.type, sa.types.NullType):
+            return portable_type(spec.source, column)
+        # A type SQLAlchemy does not know: name it as the server does, and say what to do.
+        declared = "unknown"
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            with self.engine.connect() as conn:
+                declared = conn.execute(sa.text(
+                    "SELECT COLUMN_TYPE FROM information_schema.columns WHERE table_schema = :s "
+                    "AND table_name = :t AND column_name = :c"),
+                    {"s": spec.source_schema, "t": spec.source_table, "c": column.name},
+                ).scalar() or declared
+        raise DataError(
+            f"{spec.source}.{column.name}: source type {declared.upper()} cannot be replicated; "
+            f"nothing was read. Leave the column out (exclude_columns: [{column.name}] on the "
+            f"entry) or replicate a view that casts it to a supported type")
 
     def query(self, spec: TableSpec, window: Window | None,
               table: sa.Table | None = None) -> sa.Select:
         table = table if table is not None else self.reflect(spec.source_schema, spec.source_table)
-        self._check_declared(spec, table)
-        # MySQL DOUBLE reflects as asdecimal=True, whose conversion rounds to 10 digits: take the
-        # driver's float as it is.
-        stmt = sa.select(*(
-            sa.type_coerce(c, sa.Double(asdecimal=False)).label(c.name)
-            if isinstance(c.type, sa.Float) else c
-            for c in table.columns
-        ))
+        columns = self.selected(spec, table)
+        stmt = sa.select(*(select_expression(c, self._portable(spec, c)) for c in columns))
         if window is not None:
             cursor = table.columns[spec.cursor]
             start, end = window.naive_utc()

@@ -88,7 +88,7 @@ def _check_schema(table: str, columns: tuple[Column, ...], schema) -> None:
     kinds = {"TIMESTAMP": pa.types.is_timestamp, "DATE": pa.types.is_date32,
              "REAL": pa.types.is_floating, "DOUBLE PRECISION": pa.types.is_floating}
     for col, field in zip(columns, schema, strict=True):
-        if col.type.startswith(("VARCHAR", "TEXT")) or (
+        if col.type.startswith(("VARCHAR", "TEXT", "BYTES", "GEOMETRY")) or (
             col.type.startswith("NUMERIC") and not pa.types.is_integer(field.type)
         ):
             ok = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)

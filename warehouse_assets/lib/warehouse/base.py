@@ -10,7 +10,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from warehouse_assets.config import check_identifier
+from warehouse_assets.config import check_column
 from warehouse_assets.lib.staged import Column, StagedFile
 from warehouse_assets.lib.staging import StagingStore
 
@@ -56,8 +56,8 @@ class LoadResult:
 
 
 def q(name: str) -> str:
-    """Quote a validated identifier."""
-    return '"' + check_identifier(name, "identifier").replace('"', '""') + '"'
+    """Quote an identifier: reserved words, mixed case and spaces arrive as they are named."""
+    return '"' + check_column(name, "identifier").replace('"', '""') + '"'
 
 
 def qualified(schema: str, table: str) -> str:
@@ -67,7 +67,8 @@ def qualified(schema: str, table: str) -> str:
 _ALIASES = {"INT": "INTEGER", "INT2": "SMALLINT", "INT4": "INTEGER", "INT8": "BIGINT",
             "BOOL": "BOOLEAN", "FLOAT": "REAL", "FLOAT4": "REAL", "DOUBLE": "DOUBLE PRECISION",
             "FLOAT8": "DOUBLE PRECISION", "DECIMAL": "NUMERIC", "CHARACTER VARYING": "VARCHAR",
-            "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIME WITHOUT TIME ZONE": "TIME"}
+            "TIMESTAMP WITHOUT TIME ZONE": "TIMESTAMP", "TIME WITHOUT TIME ZONE": "TIME",
+            "BINARY VARYING": "VARBYTE", "VARBINARY": "VARBYTE"}
 _INTEGERS = ("SMALLINT", "INTEGER", "BIGINT")
 
 
@@ -94,6 +95,8 @@ def holds(target: str, staged: str) -> bool:
     if target.startswith("NUMERIC(") and staged.startswith("NUMERIC("):
         (tp, ts), (sp, ss) = (map(int, t[8:-1].split(",")) for t in (target, staged))
         return tp - ts >= sp - ss and ts >= ss
+    if target.startswith("VARBYTE(") and staged.startswith("VARBYTE("):
+        return int(target[8:-1]) >= int(staged[8:-1])
     return is_string(target) and is_string(staged) and _length(target) >= _length(staged)
 
 
@@ -109,9 +112,25 @@ class Dialect:
     """SQL that differs between warehouses; the merge itself is shared."""
 
     name = "ansi"
+    # The longest identifier the warehouse keeps, in bytes (PostgreSQL would cut a longer one).
+    max_identifier_bytes = 63
 
     def ddl_type(self, portable: str) -> str:
         return portable
+
+    def stage_type(self, portable: str) -> str:
+        """The type COPY writes into the stage table (see after_copy)."""
+        return self.ddl_type(portable)
+
+    def prepare(self, conn: Connection) -> None:
+        """Learn what the warehouse offers (PostgreSQL: whether PostGIS is installed)."""
+
+    def after_copy(self, conn: Connection, stage: str, columns: tuple[Column, ...]) -> None:
+        """Turn stage columns COPY could not write directly into their target types."""
+
+    def converts(self, columns: tuple[Column, ...]) -> bool:
+        """Whether after_copy has work: then a load always goes through the stage table."""
+        return any(self.stage_type(c.type) != self.ddl_type(c.type) for c in columns)
 
     def create_table_sql(self, schema: str, table: str, columns: tuple[Column, ...],
                          primary_key: tuple[str, ...]) -> str:
@@ -120,7 +139,7 @@ class Dialect:
         return f"CREATE TABLE {qualified(schema, table)} (\n  {cols}{pk}\n)"
 
     def create_stage_sql(self, stage: str, columns: tuple[Column, ...]) -> str:
-        cols = ", ".join(f"{q(c.name)} {self.ddl_type(c.type)}" for c in columns)
+        cols = ", ".join(f"{q(c.name)} {self.stage_type(c.type)}" for c in columns)
         return f"CREATE TEMPORARY TABLE {q(stage)} ({cols})"
 
     def existing_columns(self, conn: Connection, schema: str, table: str) -> dict[str, str] | None:

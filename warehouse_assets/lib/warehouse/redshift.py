@@ -19,7 +19,12 @@ class RedshiftDialect(PostgresDialect):
     # A VARCHAR holds at most this many bytes; COPY would fail on a longer value without naming
     # its row, and TRUNCATECOLUMNS would cut it silently.
     MAX_VARCHAR_BYTES = 65535
+    MAX_VARBYTE_BYTES = 16_777_216
+    MAX_GEOMETRY_BYTES = 1_048_447
+    # COPY refuses an input row over 4 MB, naming no row: checked before, with the row's key.
+    MAX_ROW_BYTES = 4 * 1024 * 1024
     widen_in_transaction = False
+    max_identifier_bytes = 127
 
     def __init__(self, iam_role: str | None):
         self.iam_role = iam_role
@@ -30,22 +35,43 @@ class RedshiftDialect(PostgresDialect):
         if self.existing_columns(conn, load.target_schema, load.target_table) is not None:
             conn.execute(sa.text(f"LOCK {qualified(load.target_schema, load.target_table)}"))
 
+    def prepare(self, conn: Connection) -> None:
+        pass  # GEOMETRY is built in
+
+    def stage_type(self, portable: str) -> str:
+        return self.ddl_type(portable)  # COPY reads hex into VARBYTE and hex EWKB into GEOMETRY
+
+    def limits(self, columns: tuple[Column, ...]) -> dict[str, tuple[int, str]]:
+        """Per column that could hold a value too big for Redshift: (bytes, what it is)."""
+        out = {}
+        for c in columns:
+            ddl = self.ddl_type(c.type)
+            if ddl == f"VARCHAR({self.MAX_VARCHAR_BYTES})":
+                out[c.name] = (self.MAX_VARCHAR_BYTES, "VARCHAR limit")
+            elif ddl == f"VARBYTE({self.MAX_VARBYTE_BYTES})":  # LONGBLOB holds more
+                out[c.name] = (self.MAX_VARBYTE_BYTES, "VARBYTE limit")
+            elif ddl == "GEOMETRY":
+                out[c.name] = (self.MAX_GEOMETRY_BYTES, "GEOMETRY limit")
+        return out
+
     def check_staged(self, load: TableLoad, store: StagingStore) -> None:
-        """Scan staged files for strings over 65,535 bytes, only if a column could hold one."""
-        wide = {c.name for c in load.columns
-                if self.ddl_type(c.type) == f"VARCHAR({self.MAX_VARCHAR_BYTES})"}
-        if not wide:
+        """Scan staged files for values over Redshift's limits, only if a column could hold one."""
+        limits = self.limits(load.columns)
+        wide = any(c.type == "TEXT" or c.type.startswith(("BYTES", "GEOMETRY"))
+                   for c in load.columns)
+        if not limits and not wide:
             return
         for staged in load.staged:
             with store.open_read(staged.key) as raw:
-                found = first_oversized(raw, load.columns, wide, load.primary_key,
-                                        self.MAX_VARCHAR_BYTES)
+                found = first_oversized(raw, load.columns, limits, load.primary_key,
+                                        self.MAX_ROW_BYTES if wide else None)
             if found:
-                column, size, key = found
+                column, size, key, what = found
+                where = f"{staged.manifest.source}.{column}" if column else staged.manifest.source
                 raise DataError(
-                    f"{staged.manifest.source}.{column}: a value of {size:,} bytes (row {key}) is "
-                    f"longer than Redshift's VARCHAR limit of {self.MAX_VARCHAR_BYTES:,} bytes; "
-                    f"nothing was loaded into {load.target}. Shorten the value in the source."
+                    f"{where}: {'a value' if column else 'a row'} of {size:,} bytes (row {key or 'without a key'}) is over "
+                    f"Redshift's {what}; nothing was loaded into {load.target}. Shorten the value "
+                    f"in the source, or leave the column out (exclude_columns)."
                 )
 
     def ddl_type(self, portable: str) -> str:
@@ -54,12 +80,13 @@ class RedshiftDialect(PostgresDialect):
         if portable.startswith("VARCHAR("):
             chars = int(portable[8:-1])
             return f"VARCHAR({min(chars * 4, 65535)})"  # a UTF-8 character takes up to 4 bytes
-        if portable == "TIME":
-            return "TIME"
-        return portable
+        if portable.startswith("BYTES"):
+            n = int(portable[6:-1]) if portable != "BYTES" else self.MAX_VARBYTE_BYTES
+            return f"VARBYTE({min(n, self.MAX_VARBYTE_BYTES)})"
+        return portable  # GEOMETRY, TIME and the rest are Redshift's own names
 
     def create_stage_sql(self, stage: str, columns: tuple[Column, ...]) -> str:
-        cols = ", ".join(f"{q(c.name)} {self.ddl_type(c.type)}" for c in columns)
+        cols = ", ".join(f"{q(c.name)} {self.stage_type(c.type)}" for c in columns)
         return f"CREATE TEMP TABLE {q(stage)} ({cols})"
 
     def copy_sql(self, table: str, columns: tuple[Column, ...], uri: str) -> tuple[str, dict]:

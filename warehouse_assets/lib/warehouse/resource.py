@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
-from warehouse_assets.config import check_identifier
+from warehouse_assets.config import check_column
 from warehouse_assets.lib.staged import DataError
 from warehouse_assets.lib.staging import StagingStore
 from warehouse_assets.lib.warehouse.base import (
@@ -88,16 +88,21 @@ class Warehouse(dg.ConfigurableResource):
         result = LoadResult(rows_staged=sum(s.manifest.rows for s in load.staged))
         stage = f"stage_{load.target_table}_{uuid.uuid4().hex[:8]}"
         for c in load.columns:  # source column names come from reflection, not from config
-            check_identifier(c.name, f"{load.target}: source column")
+            check_column(c.name, f"{load.target}: source column")
+            if len(c.name.encode()) > d.max_identifier_bytes:
+                raise LoadError(f"{load.target}: source column {c.name!r} is longer than "
+                                f"{d.max_identifier_bytes} bytes, the most {d.name} keeps; "
+                                f"leave it out (exclude_columns) or rename it in a view")
         d.check_staged(load, store)
         try:
             with self.begin() as conn:
+                d.prepare(conn)
                 d.lock_target(conn, load)
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {q(load.target_schema)}"))
                 result.created, result.columns_added = self._prepare_target(conn, d, load)
                 target = qualified(load.target_schema, load.target_table)
                 before = conn.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()
-                if self._direct(load, before):
+                if self._direct(d, load, before):
                     # Nothing to merge with: COPY straight into the target, inside this same
                     # transaction (readers keep seeing the old rows until it commits).
                     if before:
@@ -114,6 +119,7 @@ class Warehouse(dg.ConfigurableResource):
                     conn.execute(sa.text(d.create_stage_sql(stage, load.columns)))
                     for staged in load.staged:
                         d.copy_into(conn, q(stage), load.columns, staged, store)
+                    d.after_copy(conn, q(stage), load.columns)
                     self._check_complete(conn, load, q(stage), result.rows_staged)
                     self._check_keys(conn, load, q(stage))
                     stmts = d.replace_sql(load, stage) if load.mode == "replace" else d.merge_sql(
@@ -177,10 +183,10 @@ class Warehouse(dg.ConfigurableResource):
             conn.execute(sa.text(f"ALTER TABLE {target} ADD COLUMN {q(c.name)} {d.ddl_type(c.type)}"))
         return False, [c.name for c in added]
 
-    def _direct(self, load: TableLoad, target_rows: int) -> bool:
+    def _direct(self, d: Dialect, load: TableLoad, target_rows: int) -> bool:
         """COPY straight into the target when the old rows all go anyway: a full refresh, or a
         first load of rows that are unique per key. Redshift keeps its staged path."""
-        if isinstance(self.dialect, RedshiftDialect):
+        if isinstance(d, RedshiftDialect) or d.converts(load.columns):
             return False
         if load.mode == "replace":
             return True
