@@ -47,11 +47,11 @@ class RedshiftDialect(PostgresDialect):
         for c in columns:
             ddl = self.ddl_type(c.type)
             if ddl == f"VARCHAR({self.MAX_VARCHAR_BYTES})":
-                out[c.name] = (self.MAX_VARCHAR_BYTES, "VARCHAR limit")
+                out[c.name] = (self.MAX_VARCHAR_BYTES, f"VARCHAR limit of {self.MAX_VARCHAR_BYTES:,} bytes")
             elif ddl == f"VARBYTE({self.MAX_VARBYTE_BYTES})":  # LONGBLOB holds more
-                out[c.name] = (self.MAX_VARBYTE_BYTES, "VARBYTE limit")
+                out[c.name] = (self.MAX_VARBYTE_BYTES, f"VARBYTE limit of {self.MAX_VARBYTE_BYTES:,} bytes")
             elif ddl == "GEOMETRY":
-                out[c.name] = (self.MAX_GEOMETRY_BYTES, "GEOMETRY limit")
+                out[c.name] = (self.MAX_GEOMETRY_BYTES, f"GEOMETRY limit of {self.MAX_GEOMETRY_BYTES:,} bytes")
         return out
 
     def check_staged(self, load: TableLoad, store: StagingStore) -> None:
@@ -69,9 +69,10 @@ class RedshiftDialect(PostgresDialect):
                 column, size, key, what = found
                 where = f"{staged.manifest.source}.{column}" if column else staged.manifest.source
                 raise DataError(
-                    f"{where}: {'a value' if column else 'a row'} of {size:,} bytes (row {key or 'without a key'}) is over "
-                    f"Redshift's {what}; nothing was loaded into {load.target}. Shorten the value "
-                    f"in the source, or leave the column out (exclude_columns)."
+                    f"{where}: {'a value' if column else 'a row'} of {size:,} bytes "
+                    f"(row {key or 'without a key'}) is longer "
+                    f"than Redshift's {what}; nothing was loaded into {load.target}. Shorten the "
+                    f"value in the source, or leave the column out (exclude_columns)."
                 )
 
     def ddl_type(self, portable: str) -> str:
