@@ -197,6 +197,11 @@ class RowEncoder:
 
 
 def _shorten(v: Any) -> Any:
+    if isinstance(v, dt.timedelta):  # as MySQL writes a TIME: -838:59:59 .. 838:59:59
+        sign, us = ("-", -v) if v < dt.timedelta(0) else ("", v)
+        minutes, seconds = divmod(us.days * 86400 + us.seconds, 60)
+        frac = f".{us.microseconds:06d}" if us.microseconds else ""
+        return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}{frac}"
     if isinstance(v, str | bytes) and len(v) > 80:
         return v[:77] + type(v)("...") if isinstance(v, str) else v[:77] + b"..."
     return v

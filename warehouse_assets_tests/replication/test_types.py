@@ -254,3 +254,23 @@ def test_keyless_view_with_odd_names_and_excluded_blob(services_env):
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw_data' "
         "AND table_name = 'order_view' ORDER BY ordinal_position")]
     assert cols == ["desc", "Group Name", "rank"]
+
+
+def test_time_outside_a_day_fails_naming_the_row(services_env):
+    """MySQL's TIME runs -838:59:59..838:59:59; the warehouse's is a time of day. A value outside
+    fails naming table, column, value and row, with the cast to use, and nothing is loaded."""
+    env = services_env
+    s = env.source_schema
+    with sa.create_engine(os.environ["SOURCE_DB_URL"]).begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {s}.spans (id INT PRIMARY KEY, took TIME)"))
+        conn.execute(sa.text(f"INSERT INTO {s}.spans VALUES (1, '01:02:03'), (7, '838:59:59')"))
+    yaml_text = (f"tables:\n  - source: {s}.spans\n    target: raw_data.spans\n"
+                 "    mode: full_refresh\n    primary_key: [id]\n")
+    result = env.replicate(env.config(yaml_text), raise_on_error=False)
+    assert not result.success
+    text = failure_text(result)
+    assert f"{s}.spans.took" in text and "838:59:59" in text and "id=7" in text, text
+    assert "TIME_TO_SEC" in text, text
+    assert not env.resource("warehouse").query(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = 'raw_data' "
+        "AND table_name = 'spans'")

@@ -79,11 +79,11 @@ def portable_type(table: str, column: sa.Column) -> str:
     if isinstance(t, sa.LargeBinary | sa.types._Binary):
         length = getattr(t, "length", None) or _BLOB_BYTES.get(type(t))
         return f"BYTES({length})" if length else "BYTES"
-    if isinstance(t, mysql.SET):
-        labels = [v for v in t.values if v]
-        return f"VARCHAR({max(sum(map(len, labels)) + len(labels) - 1, 1)})"
+    if isinstance(t, mysql.SET):  # sized in bytes, as Redshift's VARCHAR(n) counts
+        labels = [len(v.encode()) for v in t.values if v]
+        return f"VARCHAR({max(sum(labels) + len(labels) - 1, 1)})"
     if isinstance(t, mysql.ENUM):
-        return f"VARCHAR({max(map(len, t.enums), default=1) or 1})"
+        return f"VARCHAR({max((len(v.encode()) for v in t.enums), default=1) or 1})"
     if isinstance(t, sa.JSON):
         return "TEXT"
     if isinstance(t, sa.Uuid):
@@ -108,6 +108,10 @@ def select_expression(column: sa.Column, portable: str) -> sa.ColumnElement:
         return sa.cast(column, sa.Integer).label(column.name)
     if isinstance(column.type, mysql.SET | mysql.ENUM | sa.JSON | sa.Uuid):
         return sa.cast(column, sa.CHAR).label(column.name)
+    if isinstance(column.type, sa.Time):
+        # SQLAlchemy's MySQL TIME turns the driver's timedelta into a time of day, silently
+        # wrapping values outside 00:00..24:00 (838:59:59 became 22:59:59): take the timedelta.
+        return sa.type_coerce(column, sa.types.NullType()).label(column.name)
     if isinstance(column.type, sa.Float):
         # MySQL DOUBLE reflects as asdecimal=True, whose conversion rounds to 10 digits: take the
         # driver's float as it is.
