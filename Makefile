@@ -7,7 +7,7 @@ export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
 export DAGSTER_STORAGE_DIR ?= $(WAREHOUSE_DATA_DIR)/dagster
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning
 
-.PHONY: install run test dev serve e2e bench lint validate clean
+.PHONY: install run test dev serve e2e bench lint validate discover clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ e2e: install  ## the UI in headless Chromium (installs Debian's chromium and Pla
 
 bench: install  ## replication speed and memory vs mariadb/psql limits (BENCH_NPS_ROWS, BENCH_WIDE_ROWS, BENCH_REPEATS)
 	RUST_BACKTRACE=0 $(BIN)/python bench/run.py
+	$(BIN)/python bench/definitions.py
+
+discover: install  ## print replication entries for a source schema (SCHEMA=prod; ARGS=--write merges them)
+	$(BIN)/python -m warehouse_assets.discover --schema $(or $(SCHEMA),prod) $(ARGS)
 
 validate: install
 	$(BIN)/dagster definitions validate -m warehouse_assets.definitions

@@ -213,6 +213,8 @@ class Dialect:
         """Full refresh: delete and insert in one transaction (the seed's REPLACE, made atomic)."""
         target = qualified(load.target_schema, load.target_table)
         cols = ", ".join(q(c.name) for c in load.columns)
-        return [f"DELETE FROM {target}", f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {q(stage)}"]
+        keep = f" WHERE NOT ({self.soft_deleted(load)})" if load.soft_delete else ""
+        return [f"DELETE FROM {target}",
+                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {q(stage)}{keep}"]
 
 
