@@ -3,7 +3,7 @@
     python -m warehouse_assets.operations.backfill --table raw_data.nps \
         --start 2023-04-20 --end 2024-12-31 --chunk month [--url http://127.0.0.1:3000]
 
-Each chunk is one run of the table's job over its days (the single-run policy makes it one query
+Each chunk is one run of the table's two assets over its days (the single-run policy makes it one query
 and one load), submitted through the webserver's GraphQL API to the instance's run queue. The
 daemon starts them: one at a time per table (the table's pool), and at most the `warehouse/backfill`
 tag limit in dagster.yaml across tables. Replaces `airflow dags backfill -s START -e END DAG`.
@@ -13,7 +13,8 @@ import argparse
 import datetime as dt
 import uuid
 
-from warehouse_assets.operations.schedules import RANGE_END, RANGE_START, job_name
+from warehouse_assets.config import load_config
+from warehouse_assets.operations.schedules import ASSET_JOB, RANGE_END, RANGE_START, table_assets
 
 BACKFILL_TAG = "warehouse/backfill"
 LOCATION = "warehouse_assets"
@@ -41,11 +42,15 @@ def chunks(start: dt.date, end: dt.date, chunk: str) -> list[tuple[dt.date, dt.d
 
 def submit(client, table: str, start: dt.date, end: dt.date, chunk: str) -> list[str]:
     """Queue one run per chunk; returns the run ids in date order."""
+    spec = next((t for t in load_config().tables if t.target == table), None)
+    if spec is None or spec.mode != "incremental":
+        raise ValueError(f"--table {table} is not an incremental table of the replication config")
     backfill_id = f"{table}:{start}..{end}:{uuid.uuid4().hex[:6]}"
     return [
         client.submit_job_execution(
-            job_name(table),
+            ASSET_JOB,
             repository_location_name=LOCATION,
+            asset_selection=table_assets(spec),
             tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat(),
                   BACKFILL_TAG: backfill_id},
         )

@@ -1,8 +1,10 @@
 """Daily schedules: each incremental table loads the previous day's partition at 09:00 (the seed's
 `schedule='0 9 * * *'`), hour and time zone from SCHEDULE_HOUR / SCHEDULE_TIMEZONE.
 
-One job per table, like the seed's one DAG per table: its runs write one table (one pool), and a
-backfill of one table never waits for another's.
+Each schedule requests its table's two assets from Dagster's implicit asset job, as the UI's
+"Materialize" does: its runs write one table (one pool), and a backfill of one table never waits
+for another's. A job per table would cost Dagster a pass over every asset per job when
+definitions load (500 tables: 9 s of a 12 s `dagster definitions validate`).
 """
 
 import dagster as dg
@@ -15,30 +17,22 @@ RANGE_START = "dagster/asset_partition_range_start"  # a single-run backfill's f
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def job_name(table: str) -> str:
-    """`raw_data.nps` -> `replicate_raw_data__nps`, the job that loads that table."""
-    schema, name = table.split(".")
-    return f"replicate_{schema}__{name}"
+ASSET_JOB = "__ASSET_JOB"  # dagster._core.definitions.assets.job.asset_job.IMPLICIT_ASSET_JOB_NAME
 
 
-def build_table_job(spec: TableSpec):
-    """The staged file and the warehouse table of one incremental table, by daily partition."""
-    return dg.define_asset_job(
-        job_name(spec.target),
-        selection=dg.AssetSelection.assets(staging_key(spec), target_key(spec)),
-        partitions_def=daily_partitions(spec.start_date, spec.timezone),
-        description=f"{spec.source} -> {spec.target} for a day or a range of days.",
-    )
+def table_assets(spec: TableSpec) -> list[dg.AssetKey]:
+    """What one run of a table materializes: its staged file and its warehouse table."""
+    return [staging_key(spec), target_key(spec)]
 
 
 def build_daily_schedule(spec: TableSpec, ops: Operations) -> dg.ScheduleDefinition:
     """At ops.schedule_hour in ops.schedule_timezone, request the last complete day of spec."""
     partitions = daily_partitions(spec.start_date, spec.timezone)
-    job = build_table_job(spec)
+    schema, table = spec.target.split(".")
 
     @dg.schedule(
-        name=f"{job.name}_daily",
-        job=job,
+        name=f"replicate_{schema}__{table}_daily",
+        job_name=ASSET_JOB,
         cron_schedule=f"0 {ops.schedule_hour} * * *",
         execution_timezone=ops.schedule_timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,  # on under `make dev` and in deployments
@@ -51,7 +45,8 @@ def build_daily_schedule(spec: TableSpec, ops: Operations) -> dg.ScheduleDefinit
         if not keys:
             return dg.SkipReason(f"{spec.target}: no complete day since {spec.start_date} yet")
         # run_key: a tick evaluated twice (daemon restart) never loads the day twice.
-        return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1])
+        return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1],
+                             asset_selection=table_assets(spec))
 
     return _daily
 

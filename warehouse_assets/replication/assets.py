@@ -9,7 +9,10 @@ from warehouse_assets.lib.staged import StagedFile
 from warehouse_assets.lib.warehouse import TableLoad
 from warehouse_assets.operations.pools import writer_policies
 
-GROUP = "replication"
+
+def group_name(spec: TableSpec) -> str:
+    """One group per source schema (replication_<schema>), so hundreds of tables stay legible."""
+    return f"replication_{spec.source_schema}"
 
 
 def daily_partitions(start_date: str, timezone: str) -> dg.DailyPartitionsDefinition:
@@ -35,7 +38,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
     # Both steps share the table's partitions (a range is one window: one query, one load), its
     # writer pool (one run per table at a time) and its retries.
     shared = {
-        "group_name": GROUP,
+        "group_name": group_name(spec),
         "partitions_def": daily_partitions(spec.start_date, spec.timezone) if incremental else None,
         "backfill_policy": dg.BackfillPolicy.single_run() if incremental else None,
         **writer_policies(spec.target),
@@ -49,7 +52,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
     source = dg.AssetSpec(
         key=source_key(spec),
         description=f"Source table {spec.source} in MySQL (external; read, never written).",
-        group_name=GROUP,
+        group_name=group_name(spec),
         kinds={"mysql"},
     )
 

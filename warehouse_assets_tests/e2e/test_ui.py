@@ -210,7 +210,7 @@ def _assert_rows_match_source(env: Env, first: dt.date, last: dt.date) -> None:
 def test_asset_graph_shows_the_pipeline(ui: str, page) -> None:
     """The lineage graph loads the code location and holds every asset the issue names."""
     _graph(page, ui)
-    expect(page.get_by_text("replication", exact=True).first).to_be_visible()  # the group loaded
+    expect(page.get_by_text("replication_prod", exact=True).first).to_be_visible()  # the group loaded
     _show_whole_graph(page)
     page.screenshot(path=ARTIFACTS / "asset-graph.png", animations="disabled")
     if os.environ.get("UPDATE_DOCS") == "1":  # refresh the README's picture on purpose only

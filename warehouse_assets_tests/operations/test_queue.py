@@ -115,7 +115,9 @@ def test_long_backfill_is_queued_as_one_run_per_month(embedded_env, tmp_path, mo
         runs = _runs(instance, run_ids)
     assert len(runs) == 13  # Apr 20-30 2023, May 2023 ... Mar 2024, Apr 1-19 2024
     assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}  # the daemon starts them
-    assert {r.job_name for r in runs} == {"replicate_raw_data__nps"}
+    assert {r.job_name for r in runs} == {"__ASSET_JOB"}
+    assert {tuple(sorted(k.to_user_string() for k in r.asset_selection)) for r in runs} == {
+        ("raw_data/nps", "staging/prod/nps")}
     assert {r.tags[backfill.BACKFILL_TAG] for r in runs} == {runs[0].tags[backfill.BACKFILL_TAG]}
     ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in runs]
     assert ranges[:2] == [("2023-04-20", "2023-04-30"), ("2023-05-01", "2023-05-31")]

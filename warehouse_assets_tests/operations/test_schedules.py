@@ -36,10 +36,12 @@ def test_default_is_the_seeds_nine_oclock_for_yesterday(embedded_env, monkeypatc
     (schedule,) = build_schedules(CONFIG)  # full-refresh tables have no daily partition
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 9 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert schedule.job_name == "replicate_raw_data__nps"
+    assert schedule.name == "replicate_raw_data__nps_daily"
     (request,) = _tick(schedule, dt.datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("UTC")))
     assert request.partition_key == "2026-11-01"
     assert request.run_key == "2026-11-01"
+    assert request.asset_selection == [dg.AssetKey(["staging", "prod", "nps"]),
+                                       dg.AssetKey(["raw_data", "nps"])]
 
 
 def test_hour_and_time_zone_are_configurable(embedded_env, monkeypatch):
