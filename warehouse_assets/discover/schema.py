@@ -56,8 +56,9 @@ def _entry(engine: sa.Engine, table: sa.Table, is_view: bool, target_schema: str
     for c in table.columns:
         try:
             if isinstance(c.type, sa.types.NullType):
-                raise DataError(f"{source}.{c.name}: a type SQLAlchemy cannot read")
-            portable_type(source, c)
+                unsupported[c.name] = f"{_declared(engine, table, c.name)} cannot be replicated"
+            else:
+                portable_type(source, c)
         except DataError as exc:
             unsupported[c.name] = str(exc).split(": ", 1)[-1]
     columns = {c.name: c for c in table.columns if c.name not in unsupported}
@@ -89,6 +90,17 @@ def _entry(engine: sa.Engine, table: sa.Table, is_view: bool, target_schema: str
     if is_view:
         entry.why.insert(0, "a view")
     return entry
+
+
+def _declared(engine: sa.Engine, table: sa.Table, column: str) -> str:
+    """The column's type as the server declares it (SQLAlchemy reflected it as unknown)."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return "its type"
+    with engine.connect() as conn:
+        return (conn.execute(sa.text(
+            "SELECT COLUMN_TYPE FROM information_schema.columns WHERE table_schema = :s "
+            "AND table_name = :t AND column_name = :c"),
+            {"s": table.schema, "t": table.name, "c": column}).scalar() or "its type").upper()
 
 
 def _start_date(engine: sa.Engine, table: sa.Table, cursor: str,
