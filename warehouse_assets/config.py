@@ -70,6 +70,8 @@ class TableSpec:
     timezone: str = "UTC"
     columns: tuple[str, ...] | None = None  # only these source columns (None: all)
     exclude_columns: tuple[str, ...] = ()
+    reconcile: Literal["warn", "strict"] = "warn"  # a mismatch is a warning, or an error
+    reconcile_days: int = 7  # the scheduled check's lookback, in days
 
     @property
     def source(self) -> str:
@@ -159,7 +161,7 @@ def _table(entry: Any, i: int) -> TableSpec:
     _unknown(
         entry,
         {"source", "target", "mode", "primary_key", "cursor", "soft_delete", "start_date",
-         "timezone", "columns", "exclude_columns"},
+         "timezone", "columns", "exclude_columns", "reconcile", "reconcile_days"},
         where,
     )
     for required in ("source", "target", "mode"):
@@ -181,6 +183,12 @@ def _table(entry: Any, i: int) -> TableSpec:
     # A full refresh replaces the whole table, so it needs no key (a keyless table, a view).
     keyless = mode == "full_refresh" and entry.get("primary_key") in (None, [])
     picked = entry.get("columns")
+    reconcile = entry.get("reconcile", "warn")
+    if reconcile not in ("warn", "strict"):
+        raise ConfigError(f"{where}.reconcile: {reconcile!r} is not warn or strict")
+    days = entry.get("reconcile_days", 7)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        raise ConfigError(f"{where}.reconcile_days: {days!r} is not a number of days (1-366)")
     return TableSpec(
         source_schema=src[0],
         source_table=src[1],
@@ -195,6 +203,8 @@ def _table(entry: Any, i: int) -> TableSpec:
         columns=_columns(picked, f"{where}.columns") if picked is not None else None,
         exclude_columns=_columns(entry["exclude_columns"], f"{where}.exclude_columns")
         if entry.get("exclude_columns") is not None else (),
+        reconcile=reconcile,
+        reconcile_days=days,
     )
 
 

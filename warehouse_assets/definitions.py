@@ -8,6 +8,7 @@ from warehouse_assets.landing.sensors import build_landing_sensors
 from warehouse_assets.operations.alerts import build_alert_sensor
 from warehouse_assets.operations.pools import writer_pools
 from warehouse_assets.operations.schedules import build_schedules
+from warehouse_assets.reconcile.checks import build_reconcile_checks, build_reconcile_schedule
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.resources import build_resources
 from warehouse_assets.summaries.assets import build_summary_assets
@@ -21,7 +22,8 @@ defs = dg.Definitions(
         *build_landing_assets(config),
         *build_summary_assets(),
     ],
-    schedules=build_schedules(config),
+    asset_checks=build_reconcile_checks(config),
+    schedules=[*build_schedules(config), *build_reconcile_schedule(config)],
     sensors=[
         *build_landing_sensors(config),
         build_alert_sensor(),
