@@ -147,3 +147,58 @@ def test_embedded_demo_matches_its_sqlite_source(embedded_env):
         "raw_data/nps": True, "raw_data/channel": True}
     rows = {e.asset_key.to_user_string(): e.metadata["source_rows"].value for e in evaluations}
     assert rows["raw_data/nps"] > 0 and rows["raw_data/channel"] == len(demo.CHANNELS)
+
+
+def test_source_hard_delete_is_counted_and_delete_missing_removes_it(services_env):
+    env = services_env
+    _source(env, "CREATE TABLE {s}.orders (id INT PRIMARY KEY, deleted TINYINT(1) NOT NULL "
+                 "DEFAULT 0, updated_at DATETIME)",
+            "INSERT INTO {s}.orders VALUES (1, 0, '2026-11-01 10:00:00'), "
+            "(2, 0, '2026-11-01 11:00:00'), (3, 0, '2026-11-02 11:00:00')")
+    for delete_missing in (False, True):
+        config = env.config(ORDERS + f"    delete_missing: {str(delete_missing).lower()}\n")
+        assets = [*build_replication_assets(config), *build_reconcile_checks(config)]
+        first = env.materialize(assets, start="2026-11-01", end="2026-11-02")
+        assert first.get_asset_check_evaluations()[0].passed
+        if not delete_missing:
+            _source(env, "DELETE FROM {s}.orders WHERE id = 2")  # a hard delete in the source
+        again = env.materialize(assets, start="2026-11-01", end="2026-11-01")
+        (evaluation,) = again.get_asset_check_evaluations()
+        ids = [r[0] for r in env.warehouse_rows("raw_data.orders")]
+        if delete_missing:  # removed in the load's transaction; day 2 untouched
+            assert evaluation.passed and ids == [1, 3]
+        else:  # a cursor cannot see a delete: the check counts it
+            assert not evaluation.passed and ids == [1, 2, 3]
+            assert evaluation.metadata["extra_in_warehouse"].value == 1
+
+
+def test_every_table_and_summary_has_a_freshness_check(embedded_env):
+    """freshness_hours per entry (default 26): overdue until loaded, fresh right after."""
+    from warehouse_assets.config import parse_config
+    from warehouse_assets.reconcile.freshness import build_freshness_checks
+    from warehouse_assets.summaries.assets import build_summary_assets
+
+    config = parse_config({"tables": [
+        {"source": "prod.channel", "target": "raw_data.channel", "mode": "full_refresh",
+         "primary_key": "channel", "freshness_hours": 5},
+        {"source": "prod.nps", "target": "raw_data.nps", "mode": "full_refresh",
+         "primary_key": "id"}]})
+    checks = build_freshness_checks(config)
+    keys = {k.asset_key.to_user_string() for c in checks for k in c.check_keys}
+    assert {"raw_data/channel", "raw_data/nps", "analytics/nps_summary",
+            "analytics/channel_summary"} <= keys
+    from warehouse_assets import demo
+
+    demo.seed(embedded_env.settings.source_url)
+    assets = [*build_replication_assets(config), *build_summary_assets(), *checks]
+    channel = dg.AssetKey(["raw_data", "channel"])
+    with dg.instance_for_test() as instance:
+        def verdict() -> bool:
+            r = dg.materialize(assets, instance=instance, resources=embedded_env.resources,
+                               selection=dg.AssetSelection.checks_for_assets(channel))
+            return r.get_asset_check_evaluations()[0].passed
+
+        assert verdict() is False  # never loaded: overdue
+        embedded_env.materialize(assets, instance=instance, selection=dg.AssetSelection.assets(
+            ["staging", "prod", "channel"], channel))
+        assert verdict() is True
