@@ -202,3 +202,19 @@ def test_every_table_and_summary_has_a_freshness_check(embedded_env):
         embedded_env.materialize(assets, instance=instance, selection=dg.AssetSelection.assets(
             ["staging", "prod", "channel"], channel))
         assert verdict() is True
+
+
+def test_redshift_fingerprint_sql():
+    """Redshift cannot run here: its fingerprint SQL is checked as text, function by function
+    (STRTOL for hex, DATEDIFF for epochs, CHR for the separators)."""
+    from warehouse_assets.lib.staged import Column
+    from warehouse_assets.reconcile.fingerprint import aggregates
+
+    sql = aggregates("redshift", [Column("id", "BIGINT", False), Column("at", "TIMESTAMP", True),
+                                  Column("day", "DATE", True), Column("Note", "VARCHAR(10)", True)])
+    text = ('COALESCE(CAST("id" AS VARCHAR), CHR(30)) || CHR(31) || '
+            "COALESCE(CAST(DATEDIFF(microsecond, '1970-01-01', \"at\") AS VARCHAR), CHR(30)) || "
+            "CHR(31) || COALESCE(CAST(DATEDIFF(day, '1970-01-01', \"day\") AS VARCHAR), CHR(30)) || "
+            'CHR(31) || COALESCE(CAST("Note" AS VARCHAR), CHR(30))')
+    assert sql == (f"COUNT(*), COALESCE(SUM(STRTOL(SUBSTR(MD5({text}), 1, 8), 16)), 0), "
+                   f"COALESCE(SUM(STRTOL(SUBSTR(MD5({text}), 9, 8), 16)), 0)")
