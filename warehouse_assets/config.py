@@ -75,6 +75,7 @@ class TableSpec:
     lookback_days: int = 0  # the daily run reloads this many days before yesterday too
     delete_missing: bool = False  # remove warehouse rows of a loaded window the source lacks
     freshness_hours: int = 26  # a successful update is expected at least this often
+    repair: bool = False  # windows the daily check finds differing are reloaded
 
     @property
     def source(self) -> str:
@@ -164,7 +165,7 @@ def _table(entry: Any, i: int) -> TableSpec:
     _unknown(
         entry,
         {"source", "target", "mode", "primary_key", "cursor", "soft_delete", "start_date",
-         "timezone", "columns", "exclude_columns", "reconcile", "reconcile_days", "lookback_days", "delete_missing", "freshness_hours"},
+         "timezone", "columns", "exclude_columns", "reconcile", "reconcile_days", "lookback_days", "delete_missing", "freshness_hours", "repair"},
         where,
     )
     for required in ("source", "target", "mode"):
@@ -201,6 +202,9 @@ def _table(entry: Any, i: int) -> TableSpec:
     fresh = entry.get("freshness_hours", 26)
     if not isinstance(fresh, int) or isinstance(fresh, bool) or not 1 <= fresh <= 24 * 366:
         raise ConfigError(f"{where}.freshness_hours: {fresh!r} is not a number of hours")
+    repair = entry.get("repair", False)
+    if not isinstance(repair, bool):
+        raise ConfigError(f"{where}.repair: {repair!r} is not true or false")
     if mode != "incremental" and (lookback or delete_missing):
         raise ConfigError(f"{where}: lookback_days and delete_missing are for incremental entries "
                           "(a full refresh reloads, and drops what the source lacks, every run)")
@@ -223,6 +227,7 @@ def _table(entry: Any, i: int) -> TableSpec:
         lookback_days=lookback,
         delete_missing=delete_missing,
         freshness_hours=fresh,
+        repair=repair,
     )
 
 

@@ -10,6 +10,7 @@ from warehouse_assets.operations.pools import writer_pools
 from warehouse_assets.operations.schedules import build_schedules
 from warehouse_assets.reconcile.checks import build_reconcile_checks, build_reconcile_schedule
 from warehouse_assets.reconcile.freshness import build_freshness_checks, build_freshness_sensor
+from warehouse_assets.reconcile.repair import build_repair_sensor
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.resources import build_resources
 from warehouse_assets.summaries.assets import build_summary_assets
@@ -32,6 +33,7 @@ defs = dg.Definitions(
         build_alert_sensor(),
         build_check_alert_sensor([k for c in checks for k in c.check_keys]),
         *build_freshness_sensor(freshness),
+        *build_repair_sensor(config),
         writer_pools,
         summaries_automation,
     ],

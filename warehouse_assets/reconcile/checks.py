@@ -85,6 +85,7 @@ def build_reconcile_checks(config: ReplicationConfig) -> list[dg.AssetChecksDefi
                     "warehouse_fingerprint": f"{c.warehouse[1]:x}.{c.warehouse[2]:x}",
                     "compared_columns": ", ".join(c.compared),
                     "not_compared": ", ".join(c.not_compared) or "none",
+                    "differing_days": ", ".join(c.differing_days) or "none",
                 })
 
     return [matches_source]

@@ -4,6 +4,7 @@ the rows missing, extra and changed."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -37,6 +38,7 @@ class Comparison:
     extra: int = 0  # keys the warehouse has and the source no longer has
     changed: int = 0  # same key, different values
     examples: list[str] = field(default_factory=list)
+    differing_days: list[str] = field(default_factory=list)  # of a window of at most 31 days
 
     @property
     def matches(self) -> bool:
@@ -79,6 +81,10 @@ def _read_as(source: SourceDatabase, spec: TableSpec) -> dict[str, str]:
     return out
 
 
+def _figures(side: _Side, compared: list[Column]) -> tuple[int, int, int]:
+    return tuple(int(v) for v in side.run(aggregates(side.name, compared, side.exprs))[0])
+
+
 def _sides(spec: TableSpec, window: Window | None, source: SourceDatabase,
            warehouse: Warehouse) -> tuple[_Side, _Side]:
     src_name = source.engine.dialect.name
@@ -110,12 +116,16 @@ def compare(spec: TableSpec, window: Window | None, source: SourceDatabase,
     result = Comparison(label, [c.name for c in compared],
                         [c.name for c in chosen if not comparable(c)])
     src, wh = _sides(spec, window, source, warehouse)
-    result.source = tuple(int(v) for v in src.run(aggregates(src.name, compared, src.exprs))[0])
+    result.source = _figures(src, compared)
     if not sa.inspect(warehouse.engine).has_table(spec.target_table, schema=spec.target_schema):
         result.examples.append(f"{spec.target} does not exist yet: nothing was loaded")
         return result  # the warehouse side stays (0, 0, 0)
-    result.warehouse = tuple(int(v) for v in wh.run(aggregates(wh.name, compared))[0])
-    if result.matches or not key:
+    result.warehouse = _figures(wh, compared)
+    if result.matches:
+        return result
+    if window is not None and spec.cursor:
+        result.differing_days = _differing_days(spec, window, source, warehouse, compared)
+    if not key:
         return result
     # Which keys differ: bucket by the key's hash, then fetch only the differing buckets' keys.
     buckets = {}
@@ -139,3 +149,18 @@ def compare(spec: TableSpec, window: Window | None, source: SourceDatabase,
     for what, keys in (("missing", missing), ("extra", extra), ("changed", changed)):
         result.examples += [f"{what}: {k.replace(chr(31), ', ')}" for k in sorted(keys)[:3]]
     return result
+
+
+def _differing_days(spec: TableSpec, window: Window, source: SourceDatabase,
+                    warehouse: Warehouse, compared: list[Column]) -> list[str]:
+    """The days of a differing window (at most 31) whose figures differ: what a repair reloads."""
+    days = (window.end - window.start).days
+    if days > 31:
+        return []
+    out = []
+    for i in range(days):
+        day = Window(window.start + dt.timedelta(days=i), window.start + dt.timedelta(days=i + 1))
+        src, wh = _sides(spec, day, source, warehouse)
+        if _figures(src, compared) != _figures(wh, compared):
+            out.append(day.label)
+    return out

@@ -218,3 +218,45 @@ def test_redshift_fingerprint_sql():
             'CHR(31) || COALESCE(CAST("Note" AS VARCHAR), CHR(30))')
     assert sql == (f"COUNT(*), COALESCE(SUM(STRTOL(SUBSTR(MD5({text}), 1, 8), 16)), 0), "
                    f"COALESCE(SUM(STRTOL(SUBSTR(MD5({text}), 9, 8), 16)), 0)")
+
+
+def test_repair_reloads_the_days_that_differ(services_env):
+    """repair: true: the daily check finds a late row on one day of the lookback; the sensor asks
+    for that day only, tagged with why; the reload makes the check pass; nothing is asked twice."""
+    from warehouse_assets.reconcile.repair import REPAIR_TAG, build_repair_sensor, day_ranges
+
+    assert day_ranges(["2026-11-01", "2026-11-02", "2026-11-05", "2026-11-07_2026-11-08"]) == [
+        ("2026-11-01", "2026-11-02"), ("2026-11-05", "2026-11-05"), ("2026-11-07", "2026-11-08")]
+    env = services_env
+    _source(env, "CREATE TABLE {s}.orders (id INT PRIMARY KEY, deleted TINYINT(1) NOT NULL "
+                 "DEFAULT 0, updated_at DATETIME)",
+            "INSERT INTO {s}.orders VALUES (1, 0, '2026-11-01 10:00:00'), "
+            "(2, 0, '2026-11-02 11:00:00'), (3, 0, '2026-11-03 11:00:00')")
+    config = env.config(ORDERS + "    repair: true\n")
+    assets = [*build_replication_assets(config), *build_reconcile_checks(config)]
+    (sensor,) = build_repair_sensor(config)
+    days = {"dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-03"}
+    with dg.instance_for_test() as instance:
+        env.materialize(assets, start="2026-11-01", end="2026-11-03", instance=instance)
+        _source(env, "INSERT INTO {s}.orders VALUES (4, 0, '2026-11-02 12:00:00')")  # late
+        checked = dg.materialize(assets, resources=env.resources, instance=instance, tags=days,
+                                 selection=dg.AssetSelection.checks(check_key(config.tables[0])))
+        (evaluation,) = checked.get_asset_check_evaluations()
+        assert not evaluation.passed
+        assert evaluation.metadata["differing_days"].value == "2026-11-02"
+
+        def tick(cursor=None):
+            with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+                return sensor.evaluate_tick(context)
+
+        first = tick()
+        (request,) = first.run_requests
+        assert (request.tags["dagster/asset_partition_range_start"],
+                request.tags["dagster/asset_partition_range_end"]) == ("2026-11-02", "2026-11-02")
+        assert request.tags[REPAIR_TAG].startswith("matches_source failed: 1 missing")
+        assert tick(first.cursor).run_requests == []  # asked once per failed evaluation
+        repaired = env.materialize(assets, start="2026-11-02", end="2026-11-02", instance=instance)
+        (after,) = repaired.get_asset_check_evaluations()
+        assert after.passed
+        assert [r[0] for r in env.warehouse_rows("raw_data.orders")] == [1, 2, 3, 4]
