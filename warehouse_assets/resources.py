@@ -21,6 +21,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     scrub_log_records()  # every process that loads these resources logs without their secrets
     # Without SOURCE_DB_URL the source is the demo database, seeded on first use in a fresh clone.
     source = SourceDatabase if isinstance(s.source_url, EnvVar) else DemoSourceDatabase
+    # S3 takes dagster-aws's S3Resource fields (region_name=, profile_name=, max_attempts=,
+    # endpoint_url=, ...) here, or the AWS_* variables and files boto3 reads.
     store = StagingStore(url=s.staging_url)
     warehouse = Warehouse(url=s.warehouse_url, iam_role=s.redshift_iam_role)
     return {
