@@ -10,6 +10,8 @@ from warehouse_assets.operations.pools import writer_pools
 from warehouse_assets.operations.schedules import build_schedules
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.resources import build_resources
+from warehouse_assets.sheets.assets import build_sheets_assets
+from warehouse_assets.sheets.sensors import sheets_automation
 from warehouse_assets.summaries.assets import build_summary_assets
 from warehouse_assets.summaries.sensors import summaries_automation
 
@@ -20,6 +22,7 @@ defs = dg.Definitions(
         *build_replication_assets(config),
         *build_landing_assets(config),
         *build_summary_assets(),
+        *build_sheets_assets(config),
     ],
     schedules=build_schedules(config),
     sensors=[
@@ -27,6 +30,7 @@ defs = dg.Definitions(
         build_alert_sensor(),
         writer_pools,
         summaries_automation,
+        sheets_automation,
     ],
     resources=build_resources(),
 )

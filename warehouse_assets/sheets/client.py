@@ -30,6 +30,10 @@ RETRIED = {429, 500, 502, 503, 504}
 class SheetsError(RuntimeError):
     """The Sheets API refused or never answered; the message names spreadsheet and tab."""
 
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient  # retries ran out on 429/5xx/no answer: a later run may pass
+
 
 @dataclass
 class CallStats:
@@ -132,7 +136,7 @@ class SheetsHTTPClient(gspread.HTTPClient):
                 raise gspread.exceptions.APIError(response)
             if attempt >= self.max_retries:
                 reason = failure or api_message(response)
-                raise SheetsError(f"gave up after {attempt + 1} attempts: {reason}")
+                raise SheetsError(f"gave up after {attempt + 1} attempts: {reason}", transient=True)
             wait = _retry_after(response)
             if wait is None:
                 wait = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))

@@ -44,7 +44,7 @@ class SheetsConnection:
         except gspread.exceptions.APIError as exc:
             raise SheetsError(f"{where}: {doing} failed: {api_message(exc.response)}") from None
         except SheetsError as exc:
-            raise SheetsError(f"{where}: {doing} failed: {exc}") from None
+            raise SheetsError(f"{where}: {doing} failed: {exc}", exc.transient) from None
         except GoogleAuthError as exc:
             # The token endpoint's reply, never the assertion or the key.
             raise SheetsError(f"{where}: {doing} failed: cannot get an access token "
