@@ -1,8 +1,5 @@
 """One factory turns each `sheets:` entry into the warehouse table <schema>/<table> loaded from a
 tab, and each `exports:` entry into sheets/<spreadsheet id>/<tab> written from the warehouse."""
-
-from __future__ import annotations
-
 import gzip
 import hashlib
 import re
