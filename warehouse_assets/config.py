@@ -119,6 +119,8 @@ class LandingSpec:
 class ReplicationConfig:
     tables: tuple[TableSpec, ...]
     landing: tuple[LandingSpec, ...] = field(default_factory=tuple)
+    sheets: tuple = field(default_factory=tuple)  # sheets/config.py: SheetSpec
+    exports: tuple = field(default_factory=tuple)  # sheets/config.py: ExportSpec
 
 
 LANDING_TYPE = re.compile(
@@ -273,13 +275,16 @@ def parse_config(data: Any, origin: str = "replication config") -> ReplicationCo
     try:
         tables = tuple(_table(e, i) for i, e in enumerate(data.get("tables") or []))
         landing = tuple(_landing(e, i) for i, e in enumerate(data.get("landing") or []))
+        from warehouse_assets.sheets.config import parse_sheets  # it builds on this module
+
+        sheets, exports = parse_sheets(data)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-    targets = [t.target for t in tables] + [t.target for t in landing]
+    targets = [t.target for t in tables] + [t.target for t in landing + sheets]
     dupes = sorted({t for t in targets if targets.count(t) > 1})
     if dupes:
         raise ConfigError(f"{origin}: target(s) declared twice: {', '.join(dupes)}")
-    return ReplicationConfig(tables=tables, landing=landing)
+    return ReplicationConfig(tables=tables, landing=landing, sheets=sheets, exports=exports)
 
 
 def load_config(path: str | os.PathLike | None = None) -> ReplicationConfig:

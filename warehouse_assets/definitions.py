@@ -13,6 +13,8 @@ from warehouse_assets.reconcile.freshness import build_freshness_checks, build_f
 from warehouse_assets.reconcile.repair import build_repair_sensor
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.resources import build_resources
+from warehouse_assets.sheets.assets import build_sheets_assets
+from warehouse_assets.sheets.sensors import sheets_automation
 from warehouse_assets.summaries.assets import build_summary_assets
 from warehouse_assets.summaries.sensors import summaries_automation
 
@@ -25,6 +27,7 @@ defs = dg.Definitions(
         *build_replication_assets(config),
         *build_landing_assets(config),
         *build_summary_assets(),
+        *build_sheets_assets(config),
     ],
     asset_checks=checks,
     schedules=[*build_schedules(config), *build_reconcile_schedule(config)],
@@ -36,6 +39,7 @@ defs = dg.Definitions(
         *build_repair_sensor(config),
         writer_pools,
         summaries_automation,
+        sheets_automation,
     ],
     resources=build_resources(),
 )

@@ -14,6 +14,7 @@ from warehouse_assets.lib.staging import StagingStore
 from warehouse_assets.lib.warehouse import Warehouse
 from warehouse_assets.operations.alerts import build_slack_alerts
 from warehouse_assets.settings import Settings
+from warehouse_assets.sheets.resource import GoogleSheets
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
@@ -32,4 +33,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "staging_io_manager": StagingIOManager(store=store),
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse, store=store),
         "slack_alerts": build_slack_alerts(),
+        "google_sheets": GoogleSheets(service_account_json=s.google_service_account_json,
+                                      credentials_path=s.google_credentials_path,
+                                      api_url=s.google_sheets_api_url),
     }

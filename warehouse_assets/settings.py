@@ -26,6 +26,10 @@ def _setting(name: str, default: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
+def _secret(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 def _scheme(name: str) -> str:
     value = os.environ.get(name, "")
     return value.split(":", 1)[0] if ":" in value else ("local" if value else "")
@@ -42,6 +46,14 @@ class Settings:
     environment: str
     # MySQL read by connectorx (the fast path); SOURCE_FAST_PATH=0 keeps the pymysql fallback.
     source_fast_path: bool = True
+    # Google Sheets (sheets: and exports: entries): the service account's key, as an EnvVar only.
+    google_service_account_json: dg.EnvVar | None = None
+    google_credentials_path: dg.EnvVar | None = None
+    google_sheets_api_url: str | dg.EnvVar = "https://sheets.googleapis.com"
+
+    @property
+    def google_credentials(self) -> bool:
+        return bool(self.google_service_account_json or self.google_credentials_path)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -63,6 +75,9 @@ class Settings:
             environment=environment,
             source_fast_path=os.environ.get("SOURCE_FAST_PATH", "1").lower()
             not in ("0", "false", "no", "off"),
+            google_service_account_json=_secret("GOOGLE_SERVICE_ACCOUNT_JSON"),
+            google_credentials_path=_secret("GOOGLE_APPLICATION_CREDENTIALS"),
+            google_sheets_api_url=_setting("GOOGLE_SHEETS_API_URL", "https://sheets.googleapis.com"),
         )
 
 
