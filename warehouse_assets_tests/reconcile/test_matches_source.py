@@ -182,11 +182,13 @@ def test_every_table_and_summary_has_a_freshness_check(embedded_env):
         {"source": "prod.channel", "target": "raw_data.channel", "mode": "full_refresh",
          "primary_key": "channel", "freshness_hours": 5},
         {"source": "prod.nps", "target": "raw_data.nps", "mode": "full_refresh",
-         "primary_key": "id"}]})
+         "primary_key": "id"}],
+        "sheets": [{"source": "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "tab": "Targets",
+                    "target": "raw_data.nps_targets", "columns": {"month": "DATE"}}]})
     checks = build_freshness_checks(config)
     keys = {k.asset_key.to_user_string() for c in checks for k in c.check_keys}
     assert {"raw_data/channel", "raw_data/nps", "analytics/nps_summary",
-            "analytics/channel_summary"} <= keys
+            "analytics/channel_summary", "raw_data/nps_targets"} <= keys
     from warehouse_assets import demo
 
     demo.seed(embedded_env.settings.source_url)
