@@ -5,6 +5,7 @@ the rows missing, extra and changed."""
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -32,8 +33,8 @@ class Comparison:
     window: str
     compared: list[str]
     not_compared: list[str]
-    source: tuple[int, int, int] = (0, 0, 0)  # rows, fingerprint sum (high), fingerprint sum (low)
-    warehouse: tuple[int, int, int] = (0, 0, 0)
+    source: tuple[int, ...] = (0,)  # rows, then the fingerprint sums (fingerprint.aggregates)
+    warehouse: tuple[int, ...] = (0,)
     missing: int = 0  # keys the source has and the warehouse lacks
     extra: int = 0  # keys the warehouse has and the source no longer has
     changed: int = 0  # same key, different values
@@ -81,7 +82,7 @@ def _read_as(source: SourceDatabase, spec: TableSpec) -> dict[str, str]:
     return out
 
 
-def _figures(side: _Side, compared: list[Column]) -> tuple[int, int, int]:
+def _figures(side: _Side, compared: list[Column]) -> tuple[int, ...]:
     return tuple(int(v) for v in side.run(aggregates(side.name, compared, side.exprs))[0])
 
 
@@ -116,11 +117,15 @@ def compare(spec: TableSpec, window: Window | None, source: SourceDatabase,
     result = Comparison(label, [c.name for c in compared],
                         [c.name for c in chosen if not comparable(c)])
     src, wh = _sides(spec, window, source, warehouse)
-    result.source = _figures(src, compared)
-    if not sa.inspect(warehouse.engine).has_table(spec.target_table, schema=spec.target_schema):
+    exists = sa.inspect(warehouse.engine).has_table(spec.target_table, schema=spec.target_schema)
+    with ThreadPoolExecutor(2) as pool:  # each side aggregates at once: the check takes the longer
+        pending = pool.submit(_figures, src, compared)
+        result.warehouse = _figures(wh, compared) if exists else ()
+        result.source = pending.result()
+    if not exists:
         result.examples.append(f"{spec.target} does not exist yet: nothing was loaded")
-        return result  # the warehouse side stays (0, 0, 0)
-    result.warehouse = _figures(wh, compared)
+        result.warehouse = (0,) * len(result.source)
+        return result
     if result.matches:
         return result
     if window is not None and spec.cursor:

@@ -1,5 +1,5 @@
-"""Row fingerprints every database computes alike: a row's compared columns as canonical text,
-MD5, and two 32-bit halves of it summed over a window. Count and both sums equal on the source and
+"""Row fingerprints every database computes alike: integer sums for rows of integers, dates and
+timestamps, else 60 bits of the MD5 of a row's canonical text, summed over a window. Count and both sums equal on the source and
 in the warehouse means the same rows, in any order; each side aggregates in its own SQL.
 
 Canonical text: integers and decimals as the database writes them (same scale on both sides),
@@ -40,26 +40,38 @@ def _text(engine: str, expr: str) -> str:
     return f"CAST({expr} AS {'TEXT' if engine in ('postgresql', 'sqlite') else 'VARCHAR'})"
 
 
+def _integer(engine: str, column: Column, col: str) -> str | None:
+    """SQL: the column as an integer (TIMESTAMP in microseconds, DATE in days since 1970), or
+    None if it is not an integer kind."""
+    t = column.type
+    if t == "TIMESTAMP":
+        return {"postgresql": f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)",
+                "duckdb": f"epoch_us({col})",
+                "redshift": f"DATEDIFF(microsecond, '1970-01-01', {col})",
+                "sqlite": f"wa_epoch_us({col})"}.get(
+            engine, f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {col})")
+    if t == "DATE":
+        return {"postgresql": f"({col} - DATE '1970-01-01')",
+                "duckdb": f"date_diff('day', DATE '1970-01-01', {col})",
+                "redshift": f"DATEDIFF(day, '1970-01-01', {col})",
+                "sqlite": f"wa_epoch_days({col})"}.get(engine, f"DATEDIFF({col}, '1970-01-01')")
+    return col if _INTEGER.match(t) else None
+
+
+def _column(engine: str, column: Column, alias: str, exprs: Mapping[str, str] | None) -> str:
+    return (exprs or {}).get(column.name) or alias + _quote(engine, column.name)
+
+
 def _value(engine: str, column: Column, alias: str, expr: str | None = None) -> str:
     """SQL: the column's canonical text (of expr, how the source reads it, when given)."""
     col = expr or alias + _quote(engine, column.name)
     t = column.type
-    mysql = engine in ("mysql", "mariadb")
-    if t == "TIMESTAMP":
-        return _text(engine, {"postgresql": f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)",
-                "duckdb": f"epoch_us({col})",
-                "redshift": f"DATEDIFF(microsecond, '1970-01-01', {col})",
-                "sqlite": f"wa_epoch_us({col})"}.get(
-            engine, f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {col})"))
-    if t == "DATE":
-        return _text(engine, {"postgresql": f"({col} - DATE '1970-01-01')",
-                "duckdb": f"date_diff('day', DATE '1970-01-01', {col})",
-                "redshift": f"DATEDIFF(day, '1970-01-01', {col})",
-                "sqlite": f"wa_epoch_days({col})"}.get(engine, f"DATEDIFF({col}, '1970-01-01')"))
+    if (as_int := _integer(engine, column, col)) is not None:
+        return _text(engine, as_int)
     if (m := _DECIMAL.match(t)) and engine == "sqlite":
         # SQLite keeps decimals as REAL; printf writes NULL as 0.00
         return f"CASE WHEN {col} IS NOT NULL THEN printf('%.{m.group(1)}f', {col}) END"
-    if mysql and not (_INTEGER.match(t) or _DECIMAL.match(t)):
+    if engine in ("mysql", "mariadb") and not _DECIMAL.match(t):
         return f"CONVERT({col} USING utf8mb4)"
     return _text(engine, col)
 
@@ -76,22 +88,47 @@ def row_text(engine: str, columns: Sequence[Column], alias: str = "",
     return f" || {sep} || ".join(parts) if parts else "''"
 
 
-def _half(engine: str, digest: str, first: int) -> str:
-    """SQL: 8 hex digits of an MD5 digest (from position first) as an unsigned integer."""
-    sub = f"SUBSTR({digest}, {first}, 8)"
-    return {"postgresql": f"('x' || {sub})::bit(32)::bigint",
+def _hex60(engine: str, digest: str) -> str:
+    """SQL: the first 15 hex digits of an MD5 digest as a non-negative integer (60 bits)."""
+    sub = f"SUBSTR({digest}, 1, 15)"
+    return {"postgresql": f"('x' || {sub})::bit(60)::bigint",
             "duckdb": f"CAST(('0x' || {sub}) AS UBIGINT)",
             "redshift": f"STRTOL({sub}, 16)",
             "sqlite": f"wa_hex({sub})"}.get(engine, f"CAST(CONV({sub}, 16, 10) AS UNSIGNED)")
 
 
+_P, _MUL, _MOD = 2147483647, 1000003, 1000000007  # a prime modulus, a multiplier, a reducer
+
+
 def aggregates(engine: str, columns: Sequence[Column],
                exprs: Mapping[str, str] | None = None) -> str:
-    """SQL select list: COUNT(*), and the two sums of the rows' fingerprints."""
+    """SQL select list: COUNT(*) and sums of the rows' fingerprints.
+
+    All-integer rows (integer keys, timestamps, dates: the usual key + cursor) need no hash: per
+    column the sum and the count of values, and a sum of a position-sensitive mix of the row
+    (h = (h * 1000003 + v % 1000000007) % 2147483647, a NULL as the modulus itself), so swapped
+    values between rows or columns change it. Three times faster than MD5 on MariaDB. Other rows:
+    the sum of 60 bits of MD5 of the canonical text."""
+    ints = [_integer(engine, c, _column(engine, c, "", exprs)) for c in columns]
+    if columns and all(i is not None for i in ints):
+        big = {"mysql": "SIGNED", "mariadb": "SIGNED", "sqlite": "INTEGER"}.get(engine, "BIGINT")
+        mix = "0"
+        for i in ints:  # every step in 64 bits: (< 2^31) * 1000003 + (< 1000000007)
+            mix = (f"(CAST({mix} AS {big}) * {_MUL} + "
+                   f"COALESCE(CAST({i} % {_MOD} AS {big}), {_P})) % {_P}")
+        sums = [f"COALESCE({_sum(engine, i)}, 0), COUNT({i})" for i in ints]
+        return f"COUNT(*), {', '.join(sums)}, COALESCE({_sum(engine, mix)}, 0)"
     md5 = "MD5" if engine != "sqlite" else "wa_md5"
-    digest = f"{md5}({row_text(engine, columns, exprs=exprs)})"
-    return (f"COUNT(*), COALESCE(SUM({_half(engine, digest, 1)}), 0), "
-            f"COALESCE(SUM({_half(engine, digest, 9)}), 0)")
+    digest = _hex60(engine, f"{md5}({row_text(engine, columns, exprs=exprs)})")
+    return f"COUNT(*), COALESCE({_sum(engine, digest)}, 0)"
+
+
+def _sum(engine: str, expr: str) -> str:
+    """An exact SUM past 2^63: Redshift's SUM(BIGINT) is a BIGINT, so over DECIMAL(38,0) there;
+    SQLite's overflows, so there Python's (as text). The others widen on their own."""
+    if engine == "redshift":
+        return f"SUM(CAST({expr} AS DECIMAL(38,0)))"
+    return f"{'wa_sum' if engine == 'sqlite' else 'SUM'}({expr})"
 
 
 def digests(engine: str, key: Sequence[Column], columns: Sequence[Column],
@@ -112,6 +149,18 @@ def register_sqlite(dbapi_conn) -> None:
 
     dbapi_conn.create_function("wa_md5", 1, lambda v: None if v is None else
                                hashlib.md5(str(v).encode()).hexdigest(), deterministic=True)
+    class Sum:  # exact whatever the total; SQLite integers stop at 2^63
+        def __init__(self):
+            self.total = 0
+
+        def step(self, v):
+            if v is not None:
+                self.total += int(v)
+
+        def finalize(self):
+            return str(self.total)
+
+    dbapi_conn.create_aggregate("wa_sum", 1, Sum)
     dbapi_conn.create_function("wa_hex", 1, lambda v: None if v is None else int(v, 16),
                                deterministic=True)
     dbapi_conn.create_function("wa_epoch_us", 1, epoch_us, deterministic=True)

@@ -218,8 +218,15 @@ def test_redshift_fingerprint_sql():
             "COALESCE(CAST(DATEDIFF(microsecond, '1970-01-01', \"at\") AS VARCHAR), CHR(30)) || "
             "CHR(31) || COALESCE(CAST(DATEDIFF(day, '1970-01-01', \"day\") AS VARCHAR), CHR(30)) || "
             'CHR(31) || COALESCE(CAST("Note" AS VARCHAR), CHR(30))')
-    assert sql == (f"COUNT(*), COALESCE(SUM(STRTOL(SUBSTR(MD5({text}), 1, 8), 16)), 0), "
-                   f"COALESCE(SUM(STRTOL(SUBSTR(MD5({text}), 9, 8), 16)), 0)")
+    assert sql == ("COUNT(*), COALESCE(SUM(CAST(STRTOL(SUBSTR(MD5(" + text +
+                   "), 1, 15), 16) AS DECIMAL(38,0))), 0)")
+    # Integer-only rows (the usual key + cursor) are summed without a hash, in 64-bit steps.
+    ints = aggregates("redshift", [Column("id", "BIGINT", False), Column("at", "TIMESTAMP", True)])
+    at = "DATEDIFF(microsecond, '1970-01-01', \"at\")"
+    assert ints.startswith('COUNT(*), COALESCE(SUM(CAST("id" AS DECIMAL(38,0))), 0), COUNT("id"), '
+                           f"COALESCE(SUM(CAST({at} AS DECIMAL(38,0))), 0), COUNT({at}), ")
+    assert "(CAST(0 AS BIGINT) * 1000003 + COALESCE(CAST(\"id\" % 1000000007 AS BIGINT), " \
+           "2147483647)) % 2147483647" in ints
 
 
 def test_repair_reloads_the_days_that_differ(services_env):
