@@ -81,6 +81,7 @@ class Fault:
     times: int | None = 1  # None: forever
     hang: float = 0.0
     match: str = ""  # only requests whose path contains this
+    after: int = 0  # let this many matching requests through first
 
 
 def a1(row: int, col: int) -> str:
@@ -167,8 +168,8 @@ class FakeSheets:
                                                                     r.method == method)]
 
     def fail(self, status: int, body: Any = None, times: int | None = 1, hang: float = 0.0,
-             match: str = "/v4/", headers: dict[str, str] | None = None) -> None:
-        self.faults.append(Fault(status, body, headers or {}, times, hang, match))
+             match: str = "/v4/", headers: dict[str, str] | None = None, after: int = 0) -> None:
+        self.faults.append(Fault(status, body, headers or {}, times, hang, match, after))
 
     def start(self) -> FakeSheets:
         fake = self
@@ -228,6 +229,9 @@ class FakeSheets:
         with self.lock:
             self.requests.append(Recorded(method, path, query, body))
             fault = next((f for f in self.faults if f.match in path), None)
+            if fault and fault.after:
+                fault.after -= 1
+                fault = None
             if fault and fault.times is not None:
                 fault.times -= 1
                 if fault.times <= 0:
