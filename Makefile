@@ -1,13 +1,13 @@
-# The README's commands. Everything runs from the repo root with the project's own .venv.
+# The README's commands. Everything runs from the repo root with the project's own .venv; the
+# Dagster targets are aliases of the plain Dagster commands, which need no environment (state goes
+# to .data/ either way). DAGSTER_HOME=the repo root only saves Dagster a temporary home folder.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
-export WAREHOUSE_DATA_DIR ?= $(CURDIR)/.data
-export DAGSTER_STORAGE_DIR ?= $(WAREHOUSE_DATA_DIR)/dagster
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning
 
-.PHONY: install run test dev serve e2e bench lint validate discover clean
+.PHONY: install run test dev daemon defs serve e2e bench lint validate discover clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,18 +18,21 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install  ## seed the demo source and materialize every asset on the embedded default
-	@mkdir -p $(DAGSTER_STORAGE_DIR)
 	$(BIN)/python -m warehouse_assets.run
 
 test: install  ## the whole suite (service tests need MariaDB and PostgreSQL; CI=true forbids skips)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-dev: install  ## Dagster UI (http://127.0.0.1:3000) and daemon on the embedded default
-	@mkdir -p $(DAGSTER_STORAGE_DIR)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: install  ## `dg dev`: Dagster UI (http://127.0.0.1:3000) and daemon on the embedded default
+	$(BIN)/dg dev -h 127.0.0.1 -p 3000
+
+daemon: install  ## `dagster-daemon run` alone (schedules, sensors, run queue), beside `make serve`
+	$(BIN)/dagster-daemon run
+
+defs: install  ## `dg list defs`: every asset, check, schedule, sensor and resource
+	$(BIN)/dg list defs
 
 serve: install  ## the UI and GraphQL API behind a password (DAGSTER_UI_USER, DAGSTER_UI_PASSWORD) on :3000
-	@mkdir -p $(DAGSTER_STORAGE_DIR)
 	$(BIN)/python -m warehouse_assets.serve --port 3000
 
 e2e: install  ## the UI in headless Chromium (installs Debian's chromium and Playwright if missing)
@@ -44,8 +47,8 @@ bench: install  ## replication speed and memory vs mariadb/psql limits (BENCH_NP
 discover: install  ## print replication entries for a source schema (SCHEMA=prod; ARGS=--write merges them)
 	$(BIN)/python -m warehouse_assets.discover --schema $(or $(SCHEMA),prod) $(ARGS)
 
-validate: install
-	$(BIN)/dagster definitions validate -m warehouse_assets.definitions
+validate: install  ## `dg check defs`: the definitions load
+	$(BIN)/dg check defs
 
 lint: install
 	$(BIN)/ruff check .

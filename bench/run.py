@@ -126,6 +126,28 @@ def worker(args: list[str]) -> None:
             out.append({"copy_s": time.monotonic() - began, "rows": manifest.rows})
         print("RESULT " + json.dumps(out))
         return
+    if kind == "reconcile":  # matches_source's comparison of a loaded window, both sides
+        from zoneinfo import ZoneInfo
+
+        from warehouse_assets.lib.source.database import Window
+        from warehouse_assets.reconcile.compare import compare
+
+        spec = next(t for t in load_config().tables if t.target == rest[0])
+        window = None
+        if len(rest) > 1:
+            utc = ZoneInfo("UTC")
+            start = dt.datetime.combine(dt.date.fromisoformat(rest[1]), dt.time(), utc)
+            end = dt.datetime.combine(dt.date.fromisoformat(rest[2]) + dt.timedelta(days=1),
+                                      dt.time(), utc)
+            window = Window(start, end)
+        source = resources["source_db"].process_config_and_initialize()
+        warehouse = resources["warehouse"].process_config_and_initialize()
+        began = time.monotonic()
+        c = compare(spec, window, source, warehouse, "bench")
+        out.append({"check_s": time.monotonic() - began, "rows": c.source[0],
+                    "matches": c.matches})
+        print("RESULT " + json.dumps(out))
+        return
     if kind == "days":  # one run per day, back to back
         first, count = dt.date.fromisoformat(rest[1]), int(rest[2])
         for i in range(count):
@@ -402,6 +424,23 @@ def run_bench(env: dict, schema: str, pgdb: str, tmp: Path) -> None:
     print(f"  per-run overhead of a one-run-per-day backfill: "
           f"{(ten_s - one[0]['run_s']) / 9:.2f} s per extra run")
 
+    print("\nmatches_source on the loaded tables (both sides' SQL aggregates)")
+    rec, _ = through_dagster(fast, "reconcile", "raw_data.nps", first, last)
+    report.add("nps 365-day window: check", rec[0]["rows"], rec[0]["check_s"], None,
+               nps["load_s"] + nps["stage_s"], 0.15)
+    ratios["check"] = rec[0]["check_s"] / (nps["load_s"] + nps["stage_s"])
+    assert rec[0]["matches"], "the bench's nps window does not match its source"
+    recf, _ = through_dagster(fast, "reconcile", "raw_data.nps_full")
+    report.add("nps_full whole table (every column): check", recf[0]["rows"],
+               recf[0]["check_s"], None, full["load_s"] + full["stage_s"], 0.15)
+    print("\nthe daily run, lookback_days 0 vs 3 (whole runs, one process each)")
+    back = (LAST_DAY - dt.timedelta(days=3)).isoformat()
+    d0, _ = through_dagster(fast, "single", nps_sel, day, day)
+    d3, _ = through_dagster(fast, "single", nps_sel, back, day)
+    report.add("daily run, lookback_days: 0", d0[0]["stage"]["rows_read"], d0[0]["run_s"], None)
+    report.add("daily run, lookback_days: 3", d3[0]["stage"]["rows_read"], d3[0]["run_s"], None,
+               d0[0]["run_s"])
+
     print("\npymysql fallback (SOURCE_FAST_PATH=0), one run each")
     snps, snps_rss = median_runs(slow, 1, "raw_data.nps", nps_sel, first, last)
     report.add("nps 365 days: extract+stage (pymysql)", rows, snps["stage_s"], snps_rss,
@@ -432,6 +471,7 @@ def run_bench(env: dict, schema: str, pgdb: str, tmp: Path) -> None:
         "365-day range <= 1.2x full-table window": ratios["range vs window"] <= 1.2,
         "one-day upsert < 0.5 s database time": ratios["upsert"] < 1,
         "definitions validate < 3 s": median(validate) < 3,
+        "matches_source on the 365-day window <= 15% of its extract + load": ratios["check"] <= 0.15,
     }
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'MISS'}  {name}")

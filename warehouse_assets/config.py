@@ -70,6 +70,12 @@ class TableSpec:
     timezone: str = "UTC"
     columns: tuple[str, ...] | None = None  # only these source columns (None: all)
     exclude_columns: tuple[str, ...] = ()
+    reconcile: Literal["warn", "strict"] = "warn"  # a mismatch is a warning, or an error
+    reconcile_days: int = 7  # the scheduled check's lookback, in days
+    lookback_days: int = 0  # the daily run reloads this many days before yesterday too
+    delete_missing: bool = False  # remove warehouse rows of a loaded window the source lacks
+    freshness_hours: int = 26  # a successful update is expected at least this often
+    repair: bool = False  # windows the daily check finds differing are reloaded
 
     @property
     def source(self) -> str:
@@ -161,7 +167,7 @@ def _table(entry: Any, i: int) -> TableSpec:
     _unknown(
         entry,
         {"source", "target", "mode", "primary_key", "cursor", "soft_delete", "start_date",
-         "timezone", "columns", "exclude_columns"},
+         "timezone", "columns", "exclude_columns", "reconcile", "reconcile_days", "lookback_days", "delete_missing", "freshness_hours", "repair"},
         where,
     )
     for required in ("source", "target", "mode"):
@@ -183,6 +189,27 @@ def _table(entry: Any, i: int) -> TableSpec:
     # A full refresh replaces the whole table, so it needs no key (a keyless table, a view).
     keyless = mode == "full_refresh" and entry.get("primary_key") in (None, [])
     picked = entry.get("columns")
+    reconcile = entry.get("reconcile", "warn")
+    if reconcile not in ("warn", "strict"):
+        raise ConfigError(f"{where}.reconcile: {reconcile!r} is not warn or strict")
+    days = entry.get("reconcile_days", 7)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        raise ConfigError(f"{where}.reconcile_days: {days!r} is not a number of days (1-366)")
+    lookback = entry.get("lookback_days", 0)
+    if not isinstance(lookback, int) or isinstance(lookback, bool) or not 0 <= lookback <= 366:
+        raise ConfigError(f"{where}.lookback_days: {lookback!r} is not a number of days (0-366)")
+    delete_missing = entry.get("delete_missing", False)
+    if not isinstance(delete_missing, bool):
+        raise ConfigError(f"{where}.delete_missing: {delete_missing!r} is not true or false")
+    fresh = entry.get("freshness_hours", 26)
+    if not isinstance(fresh, int) or isinstance(fresh, bool) or not 1 <= fresh <= 24 * 366:
+        raise ConfigError(f"{where}.freshness_hours: {fresh!r} is not a number of hours")
+    repair = entry.get("repair", False)
+    if not isinstance(repair, bool):
+        raise ConfigError(f"{where}.repair: {repair!r} is not true or false")
+    if mode != "incremental" and (lookback or delete_missing):
+        raise ConfigError(f"{where}: lookback_days and delete_missing are for incremental entries "
+                          "(a full refresh reloads, and drops what the source lacks, every run)")
     return TableSpec(
         source_schema=src[0],
         source_table=src[1],
@@ -197,6 +224,12 @@ def _table(entry: Any, i: int) -> TableSpec:
         columns=_columns(picked, f"{where}.columns") if picked is not None else None,
         exclude_columns=_columns(entry["exclude_columns"], f"{where}.exclude_columns")
         if entry.get("exclude_columns") is not None else (),
+        reconcile=reconcile,
+        reconcile_days=days,
+        lookback_days=lookback,
+        delete_missing=delete_missing,
+        freshness_hours=fresh,
+        repair=repair,
     )
 
 

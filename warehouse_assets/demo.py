@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import gzip
 import io
 import random
 from pathlib import Path
 
+import dagster as dg
 import sqlalchemy as sa
 
+from warehouse_assets.lib.source.database import SourceDatabase
 from warehouse_assets.lib.staging import StagingStore
 
 CHANNELS = ("Google", "Facebook", "Naver", "Instagram", "Youtube", "Organic")
@@ -100,6 +103,29 @@ def seed(url: str, schema: str = "prod", today: dt.date | None = None) -> dict[s
         conn.execute(channel.insert(), [{"channel": c} for c in CHANNELS])
     engine.dispose()
     return {f"{schema}.nps": len(rows), f"{schema}.channel": len(CHANNELS)}
+
+
+def seed_if_missing(url: str) -> bool:
+    """Seed the embedded SQLite demo source unless it exists: True if it was seeded now."""
+    db = Path(sa.make_url(url).database)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    # Concurrent first runs (a fresh clone's `dagster dev` with several launches) seed once: the
+    # lock is held while checking and seeding, and an existing file of any schema is never reseeded.
+    with (db.parent / ".seed.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if db.exists() or any(db.parent.glob("*.sqlite")):
+            return False
+        seed(url)
+        return True
+
+
+class DemoSourceDatabase(SourceDatabase):
+    """The embedded default's source: the demo database, seeded on first use in a fresh clone, so
+    `dg launch` and `dagster dev` work before `make run` ever ran."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if seed_if_missing(self.url) and context.log:
+            context.log.info(f"seeded the demo source {self.url} (it was missing)")
 
 
 def _csv(header: tuple[str, ...], rows: list[tuple], compress: bool) -> bytes:

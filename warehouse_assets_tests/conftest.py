@@ -29,6 +29,27 @@ POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@1
 RANGE_START = "dagster/asset_partition_range_start"
 
 
+# The repo's dagster.yaml keeps storage relative to the current folder (.data/dagster); a test
+# instance takes the same settings with its storage under its own home instead.
+STORAGE_KEYS = ("storage", "local_artifact_storage", "compute_logs")
+
+
+def project_instance(home: Path, **overrides: object) -> Path:
+    """Write the repo's dagster.yaml into home, storage under home/storage; returns home."""
+    import yaml
+
+    from warehouse_assets.settings import REPO_ROOT
+
+    instance = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    storage = str(home / "storage")
+    instance["storage"]["sqlite"]["base_dir"] = storage
+    instance["local_artifact_storage"]["config"]["base_dir"] = storage
+    instance["compute_logs"]["config"]["base_dir"] = str(home / "storage" / "logs")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump({**instance, **overrides}))
+    return home
+
+
 def table_yaml(table: str, start_date: str = "2026-10-01", mode: str = "incremental",
                soft_delete: str | None = None) -> str:
     """Replication YAML for one source table {schema}.<table> -> raw_data.<table>, keyed on id;

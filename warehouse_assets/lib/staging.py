@@ -7,6 +7,7 @@ once its upload has completed, so a half-written object can never be mistaken fo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import IO
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
+from dagster_aws.s3.resources import ResourceWithS3Configuration
 
 KEY = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]*(/[A-Za-z0-9_=\-][A-Za-z0-9_.=\- ]*)*$")
 # Parts of 8 MiB, one uploading while the next fills: measured as fast as 16 or 32 MiB parts and
@@ -29,10 +32,11 @@ PARTS_IN_FLIGHT = 1
 
 
 @cache
-def _s3_client(endpoint: str | None = None):
-    import boto3  # AWS_ENDPOINT_URL and the usual credential chain are honoured by boto3
-
-    return boto3.client("s3", endpoint_url=endpoint)
+def _s3_client(config: str, endpoint: str | None = None):
+    """One client per S3 configuration (a JSON of S3Resource's fields) and AWS_ENDPOINT_URL."""
+    fields = json.loads(config)
+    fields["endpoint_url"] = fields.get("endpoint_url") or endpoint
+    return S3Resource(**fields).get_client()
 
 
 class StagingError(RuntimeError):
@@ -119,8 +123,14 @@ class StoredObject:
     version: str
 
 
-class StagingStore(dg.ConfigurableResource):
-    """Where staged and landed files live: `s3://bucket/prefix` or a local folder."""
+class StagingStore(ResourceWithS3Configuration):
+    """Where staged and landed files live: `s3://bucket/prefix` or a local folder.
+
+    S3 access takes dagster-aws's S3Resource fields (region_name, endpoint_url, profile_name,
+    max_attempts, use_ssl, verify, aws_access_key_id, ...), configured as S3Resource is; those
+    left unset fall back to boto3's chain: AWS_* variables, shared config and credentials files,
+    instance or task role. The atomic writes and key checks are this class's own.
+    """
 
     url: str
 
@@ -135,7 +145,11 @@ class StagingStore(dg.ConfigurableResource):
 
     @property
     def _s3(self):
-        return _s3_client(os.environ.get("AWS_ENDPOINT_URL") or None)
+        values = {name: getattr(self, name) for name in ResourceWithS3Configuration.model_fields}
+        # Resolved inside a run; an EnvVar is still unresolved where a sensor reads the resource.
+        config = json.dumps({k: v.get_value() if isinstance(v, dg.EnvVar) else v
+                             for k, v in values.items() if v is not None}, sort_keys=True)
+        return _s3_client(config, os.environ.get("AWS_ENDPOINT_URL") or None)
 
     def _s3_key(self, key: str) -> str:
         prefix = self._bucket_prefix[1]

@@ -6,6 +6,7 @@ with neither, the sensor skips and says why. Text is scrubbed of URL passwords a
 of secret-named environment variables before it leaves the process.
 """
 
+import json
 import re
 
 import dagster as dg
@@ -112,3 +113,45 @@ def build_alert_sensor(ops: Operations | None = None) -> dg.SensorDefinition:
         slack_alerts.post(**failure_message(context, base_url))
 
     return slack_on_run_failure
+
+
+def build_check_alert_sensor(check_keys: list[dg.AssetCheckKey],
+                             ops: Operations | None = None) -> dg.SensorDefinition:
+    """Posts a check that starts failing (freshness, matches_source) to Slack once; it posts
+    again only after the check has passed in between."""
+    base_url = (ops or Operations.from_env()).webserver_base_url
+
+    @dg.sensor(
+        name="slack_on_failed_check",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts a newly failing asset check (freshness, matches_source) to Slack, once.",
+    )
+    def slack_on_failed_check(context: dg.SensorEvaluationContext, slack_alerts: SlackAlerts):
+        was = set(json.loads(context.cursor)) if context.cursor else set()
+        latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            check_keys)  # one query for every check's last evaluation, on any storage
+        evaluations = {
+            key: record.event.dagster_event.event_specific_data
+            for key, record in latest.items()
+            if record.event and record.event.dagster_event
+            and record.event.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        failing = {key.to_user_string(): e for key, e in evaluations.items() if not e.passed}
+        new = sorted(set(failing) - was)
+        context.update_cursor(json.dumps(sorted(failing)))
+        if not new:
+            return dg.SkipReason("no newly failing checks")
+        if not slack_alerts.configured:
+            return dg.SkipReason(f"{len(new)} failing check(s); no Slack configured")
+        for name in new:
+            e = failing[name]
+            asset = e.asset_key.to_user_string()
+            text = scrub(f":warning: Check {e.check_name} failed on {asset}: "
+                         f"{e.description or 'see the asset page'}")
+            link = f"{base_url}/assets/{asset}?view=checks"
+            slack_alerts.post(text=text, blocks=[
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open>"}]}])
+        return dg.SkipReason(f"posted {len(new)} failing check(s)")
+
+    return slack_on_failed_check

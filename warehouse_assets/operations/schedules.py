@@ -45,8 +45,14 @@ def build_daily_schedule(spec: TableSpec, ops: Operations) -> dg.ScheduleDefinit
         if not keys:
             return dg.SkipReason(f"{spec.target}: no complete day since {spec.start_date} yet")
         # run_key: a tick evaluated twice (daemon restart) never loads the day twice.
-        return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1],
-                             asset_selection=table_assets(spec))
+        if not spec.lookback_days:
+            return dg.RunRequest(run_key=keys[-1], partition_key=keys[-1],
+                                 asset_selection=table_assets(spec))
+        # lookback_days: yesterday and the days before it, one window (as a backfill), so rows
+        # committed late with an older cursor still land.
+        first = keys[max(len(keys) - 1 - spec.lookback_days, 0)]
+        return dg.RunRequest(run_key=f"{first}...{keys[-1]}", asset_selection=table_assets(spec),
+                             tags={RANGE_START: first, RANGE_END: keys[-1]})
 
     return _daily
 

@@ -90,6 +90,7 @@ def build_table_assets(spec: TableSpec) -> list[dg.AssetsDefinition | dg.AssetSp
             staged=(staged_file,),
             cursor=spec.cursor,
             soft_delete=spec.soft_delete,
+            delete_missing=spec.delete_missing,
         )
 
     return [source, staged, table]

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from warehouse_assets import demo
 from warehouse_assets.settings import REPO_ROOT, Settings
-from warehouse_assets_tests.conftest import Env
+from warehouse_assets_tests.conftest import Env, project_instance
 
 E2E = os.environ.get("E2E") == "1"
 if E2E:  # Playwright is the e2e extra's; `make test` runs without it
@@ -69,19 +68,14 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A fresh embedded default and Dagster instance, seeded with the demo source as `make run`
     does; the environment variables stay set for the module so `dagster dev` inherits them."""
     tmp = tmp_path_factory.mktemp("e2e")
-    home = tmp / "dagster_home"
-    home.mkdir()
-    # The project's instance settings (storage goes to DAGSTER_STORAGE_DIR, here in tmp), without
-    # the newsletter dialog a fresh instance shows: it pops up late, over whatever is being clicked.
-    instance = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    instance["nux"] = {"enabled": False}
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
+    # The project's instance settings (storage under home, in tmp), without the newsletter
+    # dialog a fresh instance shows: it pops up late, over whatever is being clicked.
+    home = project_instance(tmp / "dagster_home", nux={"enabled": False})
     with pytest.MonkeyPatch.context() as mp:
         for var in ENV_SWITCH:
             mp.delenv(var, raising=False)
         mp.setenv("WAREHOUSE_DATA_DIR", str(tmp / "data"))
         mp.setenv("DAGSTER_HOME", str(home))
-        mp.setenv("DAGSTER_STORAGE_DIR", str(home / "storage"))
         settings = Settings.from_env()
         demo.seed(settings.source_url)
         yield Env(settings, "prod", tmp)

@@ -12,6 +12,7 @@ from warehouse_assets import demo
 from warehouse_assets.operations.alerts import (
     SlackAlerts,
     build_alert_sensor,
+    build_check_alert_sensor,
     build_slack_alerts,
     scrub,
 )
@@ -108,3 +109,26 @@ def test_scrub_hides_url_passwords_and_secret_values(monkeypatch):
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", "hunter2-hunter2")
     text = scrub("connect mysql+pymysql://etl:pa55word@db:3306/prod failed; pw hunter2-hunter2")
     assert text == "connect mysql+pymysql://etl:***@db:3306/prod failed; pw ***"
+
+
+def test_a_failing_check_posts_once_until_it_passes_again(slack):
+    url, received = slack
+    alerts = SlackAlerts(webhook_url=url)
+    sensor = build_check_alert_sensor([dg.AssetCheckKey(dg.AssetKey('t'), 'matches_source')])
+    verdicts = iter([False, False, True, False])
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("matches_source", asset="t")])
+    def t():
+        yield dg.Output(1)
+        yield dg.AssetCheckResult(passed=next(verdicts), description="3 rows missing")
+
+    cursor, posted = None, []
+    with dg.instance_for_test() as instance:
+        for _ in range(4):
+            assert dg.materialize([t], instance=instance).success
+            result = _tick(sensor, instance, cursor, alerts)
+            cursor = result.cursor
+            posted.append(len(received))
+    assert posted == [1, 1, 1, 2]  # failed, still failing, passed, failed again
+    _, body = received[0]
+    assert "matches_source failed on t: 3 rows missing" in body["text"]

@@ -27,8 +27,19 @@ def test_both_instances_share_queue_pools_and_monitoring():
     assert top["run_monitoring"]["enabled"] is True
 
 
+def test_local_instance_needs_no_environment_and_stores_under_data(tmp_path, monkeypatch):
+    """The repo's dagster.yaml reads no environment variable: its storage is .data/dagster under
+    the current folder (the repo root, where Dagster's commands are run)."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("DAGSTER_HOME", "DAGSTER_STORAGE_DIR", "WAREHOUSE_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    with dg.DagsterInstance.from_config(str(REPO_ROOT)) as instance:
+        assert instance.get_runs() == []
+    assert (tmp_path / ".data" / "dagster" / "history" / "runs.db").is_file()
+
+
 def test_local_instance_queues_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("DAGSTER_STORAGE_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # its storage, .data/dagster, under tmp
     with dg.DagsterInstance.from_config(str(REPO_ROOT)) as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_monitoring_enabled

@@ -4,7 +4,6 @@ webserver's GraphQL API, dequeued by the daemon's queued-run coordinator, launch
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from warehouse_assets.operations import backfill
 from warehouse_assets.operations.pools import writer_pools
 from warehouse_assets.replication.assets import build_replication_assets
 from warehouse_assets.settings import REPO_ROOT
-from warehouse_assets_tests.conftest import RANGE_END, RANGE_START
+from warehouse_assets_tests.conftest import RANGE_END, RANGE_START, project_instance
 from warehouse_assets_tests.operations import NPS_YAML
 
 LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
@@ -60,11 +59,8 @@ def _loaded(port: int) -> bool:
 @contextmanager
 def dagster_home(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A DAGSTER_HOME holding the repo's dagster.yaml, storage under tmp."""
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    home = project_instance(tmp / "dagster_home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_STORAGE_DIR", str(home / "storage"))
     yield home
 
 

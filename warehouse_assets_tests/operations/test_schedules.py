@@ -58,3 +58,21 @@ def test_a_bad_hour_fails_naming_the_variable(monkeypatch):
     monkeypatch.setenv("SCHEDULE_HOUR", "25")
     with pytest.raises(ValueError, match="SCHEDULE_HOUR"):
         Operations.from_env()
+
+
+def test_lookback_days_reload_yesterday_and_the_days_before_in_one_run(embedded_env):
+    config = parse_config({"tables": [
+        {"source": "prod.nps", "target": "raw_data.nps", "mode": "incremental",
+         "primary_key": "id", "cursor": "modified_at", "start_date": "2023-04-20",
+         "lookback_days": 3}]})
+    (schedule,) = build_schedules(config)
+    defs = dg.Definitions(assets=build_replication_assets(config), schedules=[schedule],
+                          resources=build_resources())
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, repository_def=defs.get_repository_def(),
+        scheduled_execution_time=dt.datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("UTC")),
+    ) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-10-29"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-01"
+    assert request.run_key == "2026-10-29...2026-11-01" and request.partition_key is None

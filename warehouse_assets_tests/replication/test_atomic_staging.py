@@ -2,6 +2,7 @@
 
 import os
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -64,3 +65,23 @@ def test_extract_failing_mid_stream_on_both_paths_leaves_no_object(
     assert f"{env.source_schema}.events.happened" in message and "id=60000" in message
     store = env.resource("staging")
     assert _leftovers(store, f"staging/{env.source_schema}") == ([], [])
+
+
+def test_s3_is_configured_with_dagster_aws_s3resource_fields(s3_bucket, s3_server, monkeypatch):
+    """The staging store takes S3Resource's fields (region, endpoint, retries, keys) as a
+    dagster-aws user sets them, with the usual chain for the rest; the atomic writes still hold."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # the endpoint now comes from the resource's field
+    store = StagingStore(url=s3_bucket, region_name="eu-west-1", endpoint_url=s3_server,
+                         max_attempts=2, aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+                         aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"))
+    client = store._s3
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.endpoint_url == s3_server
+    # dagster-aws hands max_attempts to botocore's standard retry mode (retries after the first).
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    store.write_bytes("staging/t/full.csv.gz", b"rows")
+    assert store.read_bytes("staging/t/full.csv.gz") == b"rows"
+    assert [o.key for o in store.list("staging/t")] == ["staging/t/full.csv.gz"]
+    # Another configuration is another client; the same one is reused.
+    assert StagingStore(url=s3_bucket, endpoint_url=s3_server)._s3 is not client
+    assert store._s3 is client

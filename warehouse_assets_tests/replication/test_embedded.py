@@ -82,3 +82,18 @@ def test_materialization_metadata_is_evidence(embedded_env):
     md = mats["raw_data/channel"]
     assert md["rows_written"].value == 6 and md["target_rows"].value == 6
     assert str(md["staged_uris"].value).endswith("staging/prod/channel/full.csv.gz")
+
+
+def test_demo_source_seeds_itself_once_and_never_overwrites(embedded_env):
+    """A fresh clone's first run seeds the demo source; a source that exists is left alone."""
+    env = embedded_env
+    assert not (env.tmp / "prod.sqlite").exists()
+    assert type(env.resources["source_db"]).__name__ == "DemoSourceDatabase"
+    result = env.replicate(load_config(), start=demo.demo_days()[1].isoformat())
+    assert result.success
+    con = sqlite3.connect(env.tmp / "prod.sqlite")
+    con.execute("DELETE FROM nps WHERE id = 1")
+    con.commit()
+    con.close()
+    assert demo.seed_if_missing(f"sqlite:///{env.tmp / 'source.sqlite'}") is False
+    assert len(_source_rows(env, "1 = 1")) == demo.DEMO_ROWS - 1

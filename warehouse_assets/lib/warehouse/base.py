@@ -3,6 +3,7 @@ merge SQL that PostgreSQL, Redshift and DuckDB all run."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,6 +35,7 @@ class TableLoad:
     staged: tuple[StagedFile, ...]
     cursor: str | None = None
     soft_delete: str | None = None
+    delete_missing: bool = False  # merge: drop target rows of the staged windows not staged
 
     @property
     def target(self) -> str:
@@ -53,6 +55,13 @@ class LoadResult:
     created: bool = False
     columns_added: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def _utc_literal(iso: str) -> str:
+    """A window bound (ISO 8601, with its zone) as a naive UTC timestamp literal."""
+    t = dt.datetime.fromisoformat(iso)
+    t = t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+    return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
 
 
 def q(name: str) -> str:
@@ -195,6 +204,14 @@ class Dialect:
         older = f" AND t.{q(load.cursor)} <= s.{q(load.cursor)}" if load.cursor else ""
         using_on = " AND ".join(f"{target}.{q(k)} = s.{q(k)}" for k in load.primary_key)
         older_using = older.replace("t.", f"{target}.") if older else ""
+        if load.delete_missing and load.cursor:
+            # Keys of the loaded windows that the source no longer has (hard deletes), in the
+            # load's transaction. Bounds are UTC timestamps written by this code, not input.
+            missing = f"NOT EXISTS (SELECT 1 FROM {q(stage)} s WHERE {using_on})"
+            for w in {s.manifest.window for s in load.staged if s.manifest.window}:
+                start, end = (_utc_literal(b) for b in w)
+                stmts.insert(0, f"DELETE FROM {target} WHERE {q(load.cursor)} >= {start} AND "
+                                f"{q(load.cursor)} < {end} AND {missing}")
         stmts.append(f"DELETE FROM {target} USING {latest} s WHERE {using_on}{older_using}")
         keep = f" AND NOT ({self.soft_deleted(load, 's.')})" if load.soft_delete else ""
         stmts.append(
