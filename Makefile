@@ -39,9 +39,10 @@ e2e: install  ## the UI in headless Chromium (installs Debian's chromium and Pla
 	.ci/e2e-setup
 	E2E=1 $(BIN)/python -m pytest warehouse_assets_tests/e2e $(PYTEST_ARGS)
 
-bench: install  ## replication speed and memory vs mariadb/psql limits (BENCH_NPS_ROWS, BENCH_WIDE_ROWS, BENCH_REPEATS)
+bench: install  ## replication speed and memory vs mariadb/psql limits (BENCH_NPS_ROWS, BENCH_WIDE_ROWS, BENCH_REPEATS); Google Sheets rows/s (BENCH_SHEET_ROWS)
 	RUST_BACKTRACE=0 $(BIN)/python bench/run.py
 	$(BIN)/python bench/definitions.py
+	$(BIN)/python bench/sheets.py
 
 discover: install  ## print replication entries for a source schema (SCHEMA=prod; ARGS=--write merges them)
 	$(BIN)/python -m warehouse_assets.discover --schema $(or $(SCHEMA),prod) $(ARGS)

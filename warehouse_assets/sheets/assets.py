@@ -158,6 +158,7 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
                     raise _fail(exc) from None
         return dg.MaterializeResult(metadata={
             "rows": written.rows,
+            "dagster/row_count": written.rows,
             "columns": written.columns,
             "cells_written": written.cells,
             "tab_url": dg.MetadataValue.url(f"{spec.url}#gid={written.sheet_id}"),

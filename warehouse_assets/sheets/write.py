@@ -182,7 +182,11 @@ def _write_and_swap(conn: SheetsConnection, sid: str, tab: str, meta: dict[str, 
             conn.batch_update(sid, tab, [_cells(temp, start, encoded[start:start + per_chunk],
                                                 ncols)])
             result.requests += 1
-        swap: list[dict[str, Any]] = []
+        # Also remove what an earlier run that failed midway left behind (hidden, unfinished).
+        swap: list[dict[str, Any]] = [
+            {"deleteSheet": {"sheetId": sh["properties"]["sheetId"]}}
+            for sh in meta.get("sheets", [])
+            if sh["properties"]["title"].startswith(f"{tab[:60]} (writing ")]
         if props is not None:
             swap.append({"deleteSheet": {"sheetId": props["sheetId"]}})
         swap.append({"updateSheetProperties": {

@@ -91,3 +91,32 @@ def test_a_slack_error_quoting_the_webhook_is_scrubbed(secret_environ, monkeypat
     assert str(caught.value) == "ValueError: unknown url type: '***'"
     stored = serializable_error_info_from_exc_info((caught.type, caught.value, caught.tb))
     assert "t0ken" not in stored.to_string()
+
+
+def test_google_keys_and_tokens_are_masked(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import json
+
+    key = ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n"
+           "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNb\n"
+           "-----END PRIVATE KEY-----\n")
+    info = {"type": "service_account", "private_key_id": "0123456789abcdef0123456789abcdef",
+            "private_key": key, "client_email": "x@y.iam.gserviceaccount.com"}
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_JSON", json.dumps(info))
+    text = (f"id {info['private_key_id']}; json {json.dumps(key)}; line "
+            "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNb; "
+            "header Authorization: Bearer ya29.a0AfH6SMBx-abc_DEF.123; body "
+            '{"access_token": "ya29.c.b0Aaekm1K", "assertion": '
+            '"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4QHkifQ.c2lnbmF0dXJlLXNpZw"}; pem ' + key)
+    clean = scrub(text)
+    for secret in (info["private_key_id"], "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+                   "VJTUt9Us8cKjMzEfYyjiWA4R4", "ya29.", "a0AfH6SMBx", "eyJpc3MiOiJ4QHkifQ"):
+        assert secret not in clean
+    assert clean.startswith("id ***; json ")
+    assert "Authorization: Bearer ***" in clean
+
+    # The same from a key file named by GOOGLE_APPLICATION_CREDENTIALS.
+    monkeypatch.delenv("GOOGLE_SERVICE_ACCOUNT_JSON")
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(info))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    assert scrub(f"kid {info['private_key_id']}") == "kid ***"

@@ -140,6 +140,30 @@ def test_a_result_too_big_for_one_request_is_swapped_in(embedded_env, fake_sheet
     assert md["swapped_in_new_tab"] and md["write_requests"] > 2
 
 
+def test_a_swap_that_fails_midway_leaves_the_old_tab(embedded_env, fake_sheets, sheets):
+    old = fake_sheets.add_tab(SID, "Wide", [["old", "data"], [1, 2]])
+    sql = "SELECT i, repeat('x', 200) AS pad FROM range(12000) t(i) ORDER BY i"
+    # The new tab is added and its first chunk written; then every write fails (the cleanup too).
+    fake_sheets.fail(503, times=None, match=":batchUpdate", after=2)
+    result = run(embedded_env, sheets, export("Wide", sql), raise_on_error=False)
+    assert not result.success
+    assert fake_sheets.values(SID, "Wide") == [["old", "data"], [1, 2]]
+    assert fake_sheets.tab(SID, "Wide").sheet_id == old.sheet_id
+    fake_sheets.faults.clear()
+    assert len(fake_sheets.books[SID]["tabs"]) == 2  # the unfinished tab, hidden
+    run(embedded_env, sheets, export("Wide", sql))  # the next run succeeds and removes it
+    assert len(fake_sheets.values(SID, "Wide")) == 12001
+    assert [t.title for t in fake_sheets.books[SID]["tabs"]] == ["Wide"]
+
+
+@pytest.mark.parametrize("title", ["Tab 1", "O'Brien", "매출!2024", "🎯 NPS"])
+def test_exports_to_any_tab_title(embedded_env, fake_sheets, sheets, title):
+    create_summary(embedded_env, ROWS[:1])
+    fake_sheets.add_tab(SID, title, [["old"]])
+    run(embedded_env, sheets, export(title))
+    assert fake_sheets.values(SID, title) == SHEET[:2]
+
+
 def test_limits_are_refused_before_any_write(embedded_env, fake_sheets, sheets):
     create_summary(embedded_env, [ROWS[0], (None, None, None, "y" * 50_001, None, None, None)])
     result = run(embedded_env, sheets, export(), raise_on_error=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -66,16 +68,22 @@ class Warehouse(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return _engine(self.url)
 
-    def begin(self):
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
         """A transaction; on DuckDB, waits while another process holds the file's write lock."""
         deadline = time.monotonic() + self.lock_timeout_seconds
         while True:
             try:
-                return self.engine.begin()
+                # Connecting is what takes DuckDB's file lock (engine.begin() alone only returns a
+                # context manager), so the wait must wrap connect().
+                conn = self.engine.connect()
+                break
             except sa.exc.OperationalError as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        with conn, conn.begin():
+            yield conn
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
         with self.begin() as conn:
