@@ -186,6 +186,33 @@ def _ecs_cluster(name: str) -> dict:
             "run_task_definition": run_task_definition}
 
 
+BACKFILL_ID = "raw_data.nps:2026-11-01..2026-11-30:abc123"
+
+
+def _launch_a_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """Create a run of raw_data/nps from the code location and launch it through the instance's
+    run launcher, as the daemon does when the queue admits it."""
+    from dagster._core.test_utils import in_process_test_workspace
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    origin = LoadableTargetOrigin(module_name="warehouse_assets.definitions",
+                                  working_directory=str(REPO_ROOT))
+    with in_process_test_workspace(instance, origin) as workspace:
+        location = workspace.get_code_location(workspace.code_location_names[0])
+        repo = next(iter(location.get_repositories().values()))
+        remote_job = repo.get_full_job(ASSET_JOB)
+        defs = importlib.import_module("warehouse_assets.definitions").defs
+        run = instance.create_run_for_job(
+            job_def=defs.get_repository_def().get_job(ASSET_JOB),
+            asset_selection={dg.AssetKey(["raw_data", "nps"])},
+            tags={BACKFILL_TAG: BACKFILL_ID, "dagster/partition": "2026-11-01"},
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+        )
+        instance.launch_run(run.run_id, workspace)
+    return run
+
+
 def test_ecs_instance_launches_a_run_as_an_ecs_run_task(s3_server, pg_env, task_metadata,
                                                         tmp_path, monkeypatch):
     """deploy/dagster-ecs.yaml, unchanged, against moto's ECS on loopback: launching a run (what
@@ -193,8 +220,6 @@ def test_ecs_instance_launches_a_run_as_an_ecs_run_task(s3_server, pg_env, task_
     the "run" container's command `dagster api execute_run <this run>`, the cpu/memory overrides,
     the daemon's cluster and network, and the run's tags."""
     import boto3
-    from dagster._core.test_utils import in_process_test_workspace
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._grpc.types import ExecuteRunArgs
     from dagster._serdes import deserialize_value
     from dagster_aws.ecs import EcsRunLauncher
@@ -211,22 +236,7 @@ def test_ecs_instance_launches_a_run_as_an_ecs_run_task(s3_server, pg_env, task_
         assert isinstance(instance.run_launcher, EcsRunLauncher)
         # The family is resolved to the registered ARN when the instance loads.
         assert instance.run_launcher.task_definition == aws["run_task_definition"]
-        origin = LoadableTargetOrigin(module_name="warehouse_assets.definitions",
-                                      working_directory=str(REPO_ROOT))
-        with in_process_test_workspace(instance, origin) as workspace:
-            location = workspace.get_code_location(workspace.code_location_names[0])
-            repo = next(iter(location.get_repositories().values()))
-            remote_job = repo.get_full_job(ASSET_JOB)
-            defs = importlib.import_module("warehouse_assets.definitions").defs
-            job_def = defs.get_repository_def().get_job(ASSET_JOB)
-            run = instance.create_run_for_job(
-                job_def=job_def, asset_selection={dg.AssetKey(["raw_data", "nps"])},
-                tags={BACKFILL_TAG: "raw_data.nps:2026-11-01..2026-11-30:abc123",
-                      "dagster/partition": "2026-11-01"},
-                remote_job_origin=remote_job.get_remote_origin(),
-                job_code_origin=remote_job.get_python_origin(),
-            )
-            instance.launch_run(run.run_id, workspace)
+        run = _launch_a_run(instance)
 
         ecs = aws["ecs"]
         arns = [a for a in ecs.list_tasks(cluster="warehouse")["taskArns"] if a != aws["daemon"]]
@@ -261,34 +271,95 @@ def test_ecs_instance_launches_a_run_as_an_ecs_run_task(s3_server, pg_env, task_
     tags = {t["key"]: t["value"] for t in task["tags"]}
     assert tags["dagster/run_id"] == run.run_id
     assert tags["app"] == "warehouse_assets"
-    assert tags[BACKFILL_TAG] == "raw_data.nps:2026-11-01..2026-11-30:abc123"  # propagated
+    assert tags[BACKFILL_TAG] == BACKFILL_ID  # propagated
     assert tags["dagster/partition"] == "2026-11-01"
 
 
-def test_k8s_instance_loads_with_dagster_k8s(pg_env, tmp_path, monkeypatch):
-    """deploy/dagster-k8s.yaml loads through DagsterInstance.from_config into a K8sRunLauncher
-    with the configured image, namespace, config map, secrets and resources. Outside a cluster
-    the in-cluster credentials do not exist, so only their loading is skipped."""
+@pytest.fixture
+def k8s_api(tmp_path) -> Iterator[dict]:
+    """A Kubernetes API server on loopback that accepts Job creations and records them, and a
+    kubeconfig for it: {"kubeconfig": path, "jobs": [(path, body), ...]}."""
+    recorded: dict = {"jobs": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # http.server calls it by this name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            recorded["jobs"].append((self.path, body))
+            body.setdefault("metadata", {})["uid"] = "test-uid"
+            out = json.dumps(body).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test",
+                      "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "users": [{"name": "test", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+    }))
+    recorded["kubeconfig"] = str(kubeconfig)
+    yield recorded
+    server.shutdown()
+    server.server_close()
+
+
+def test_k8s_instance_launches_a_run_as_a_job(pg_env, k8s_api, tmp_path, monkeypatch):
+    """deploy/dagster-k8s.yaml, unchanged, through DagsterInstance.from_config: launching a run
+    creates one Job in the namespace, whose pod runs `dagster api execute_run <this run and its
+    instance>` in the job image with the PostgreSQL password Secret, the env Secret and ConfigMap,
+    the service account and the resources. Outside a cluster the in-cluster
+    credentials do not exist: they are replaced by a kubeconfig for an API server on loopback."""
     import kubernetes
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value
     from dagster_k8s import K8sRunLauncher
 
-    monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda *a, **k: None)
+    monkeypatch.setattr(
+        kubernetes.config, "load_incluster_config",
+        lambda *a, **k: kubernetes.config.load_kube_config(config_file=k8s_api["kubeconfig"]))
     monkeypatch.setenv("DAGSTER_K8S_JOB_IMAGE", "registry.example/warehouse_assets:1.0")
     monkeypatch.setenv("DAGSTER_K8S_NAMESPACE", "warehouse")
     monkeypatch.setenv("DAGSTER_COMPUTE_LOGS_BUCKET", "warehouse-compute-logs")
     home = _home(tmp_path, "dagster-k8s.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        launcher = instance.run_launcher
-        assert isinstance(launcher, K8sRunLauncher)
-        assert launcher.job_image == "registry.example/warehouse_assets:1.0"
-        assert launcher.job_namespace == "warehouse"
-        assert launcher.instance_config_map == "warehouse-assets-instance"
-        assert launcher.postgres_password_secret == "warehouse-assets-postgres"
-        assert launcher.env_secrets == ["warehouse-assets-env"]
-        assert launcher.resources["requests"] == {"cpu": "1", "memory": "4Gi"}
+        assert isinstance(instance.run_launcher, K8sRunLauncher)
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+        run = _launch_a_run(instance)
+
+    [(path, job)] = k8s_api["jobs"]  # one run, one Job
+    assert path == "/apis/batch/v1/namespaces/warehouse/jobs"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "warehouse-assets"
+    [container] = pod["containers"]
+    assert container["image"] == "registry.example/warehouse_assets:1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["args"][:3] == ["dagster", "api", "execute_run"]
+    args = deserialize_value(container["args"][3], ExecuteRunArgs)
+    assert args.run_id == run.run_id
+    assert args.job_origin.repository_origin.code_pointer.module == "warehouse_assets.definitions"
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "4Gi"},
+                                      "limits": {"memory": "4Gi"}}
+    env_from = [e.get("configMapRef", e.get("secretRef"))["name"] for e in container["envFrom"]]
+    assert env_from == ["warehouse-assets-config", "warehouse-assets-env"]
+    password = next(e for e in container["env"] if e["name"] == "DAGSTER_PG_PASSWORD")
+    assert password["valueFrom"]["secretKeyRef"]["name"] == "warehouse-assets-postgres"
+    home_env = next(e for e in container["env"] if e["name"] == "DAGSTER_HOME")
+    assert home_env["value"] == "/opt/dagster/dagster_home"
+    # The worker opens the same instance: PostgreSQL storage read from its own environment.
+    assert args.instance_ref.run_storage_data.class_name == "PostgresRunStorage"
+    assert job["metadata"]["labels"]["app"] == "warehouse_assets"
 
 
 def test_dockerfile_installs_the_project_without_dev_tools():
