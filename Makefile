@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::UserWarning
 
-.PHONY: install run test dev daemon defs serve e2e bench lint validate discover clean
+.PHONY: install run test dev daemon defs serve e2e bench lint validate discover image clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ validate: install  ## `dg check defs`: the definitions load
 
 lint: install
 	$(BIN)/ruff check .
+
+image:  ## the code location's image for deploy/dagster-ecs.yaml (EXTRAS=k8s INSTANCE=deploy/dagster-k8s.yaml for Kubernetes)
+	docker build -t warehouse_assets --build-arg EXTRAS=$(EXTRAS) \
+		--build-arg INSTANCE=$(or $(INSTANCE),deploy/dagster-ecs.yaml) .
 
 clean:
 	rm -rf .data
