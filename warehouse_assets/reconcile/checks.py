@@ -12,7 +12,7 @@ from warehouse_assets.config import ReplicationConfig, TableSpec
 from warehouse_assets.lib.source import SourceDatabase
 from warehouse_assets.lib.source.database import Window
 from warehouse_assets.lib.warehouse import Warehouse
-from warehouse_assets.operations.schedules import RANGE_END, RANGE_START
+from warehouse_assets.operations.schedules import ASSET_JOB, RANGE_END, RANGE_START
 from warehouse_assets.reconcile.compare import compare
 from warehouse_assets.replication.assets import target_key
 from warehouse_assets.settings import Operations
@@ -93,15 +93,23 @@ def build_reconcile_checks(config: ReplicationConfig) -> list[dg.AssetChecksDefi
 
 def build_reconcile_schedule(config: ReplicationConfig,
                              ops: Operations | None = None) -> list[dg.ScheduleDefinition]:
-    """Daily, an hour after the loads: every table's check over its lookback, loading nothing."""
+    """Daily, an hour after the loads: every table's check over its lookback, loading nothing.
+    One run of the implicit asset job with only the checks selected: a job of its own would cost
+    Dagster a pass over every asset when definitions load (1.5 s with 500 tables)."""
     if not config.tables:
         return []
     ops = ops or Operations.from_env()
-    job = dg.define_asset_job("reconcile", selection=dg.AssetSelection.checks(
-        *(check_key(t) for t in config.tables)),
-        description="matches_source on every replicated table; loads nothing.")
-    return [dg.ScheduleDefinition(
-        name="reconcile_daily", job=job, cron_schedule=f"0 {(ops.schedule_hour + 1) % 24} * * *",
+    keys = [check_key(t) for t in config.tables]
+
+    @dg.schedule(
+        name="reconcile_daily", job_name=ASSET_JOB,
+        cron_schedule=f"0 {(ops.schedule_hour + 1) % 24} * * *",
         execution_timezone=ops.schedule_timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Re-checks the last reconcile_days days of every table against its source.")]
+        description="Re-checks the last reconcile_days days of every table against its source; "
+        "loads nothing.")
+    def reconcile_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = context.scheduled_execution_time.date().isoformat()
+        return dg.RunRequest(run_key=day, asset_selection=[], asset_check_keys=keys)
+
+    return [reconcile_daily]

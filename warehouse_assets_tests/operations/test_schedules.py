@@ -76,3 +76,21 @@ def test_lookback_days_reload_yesterday_and_the_days_before_in_one_run(embedded_
     assert request.tags["dagster/asset_partition_range_start"] == "2026-10-29"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-01"
     assert request.run_key == "2026-10-29...2026-11-01" and request.partition_key is None
+
+
+def test_reconcile_daily_runs_only_the_checks_an_hour_after_the_loads(embedded_env, monkeypatch):
+    from warehouse_assets.reconcile.checks import build_reconcile_checks, build_reconcile_schedule
+
+    monkeypatch.delenv("SCHEDULE_HOUR", raising=False)
+    (schedule,) = build_reconcile_schedule(CONFIG)
+    assert schedule.cron_schedule == "0 10 * * *" and schedule.job_name == "__ASSET_JOB"
+    defs = dg.Definitions(assets=build_replication_assets(CONFIG), schedules=[schedule],
+                          asset_checks=build_reconcile_checks(CONFIG), resources=build_resources())
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, repository_def=defs.get_repository_def(),
+        scheduled_execution_time=dt.datetime(2026, 11, 2, 10, 0, tzinfo=ZoneInfo("UTC")),
+    ) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.asset_selection == [] and request.run_key == "2026-11-02"
+    assert {k.asset_key.to_user_string() for k in request.asset_check_keys} == {
+        "raw_data/nps", "raw_data/channel"}
