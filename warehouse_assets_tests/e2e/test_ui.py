@@ -1,6 +1,8 @@
 """The Dagster UI in a real browser (`make e2e`): `dagster dev` on the embedded default, driven by
 Debian's headless Chromium to find the assets, materialize one partition and backfill a range,
-with the warehouse rows checked against the demo source afterwards.
+with the warehouse rows checked against the demo source afterwards; and a Google Sheets import
+and export materialized from their asset pages against the fake Sheets API on loopback, with the
+warehouse table and the tab checked cell by cell.
 
 Skipped unless E2E=1: it needs Chromium and Playwright, which `.ci/e2e-setup` installs.
 """
@@ -8,6 +10,7 @@ Skipped unless E2E=1: it needs Chromium and Playwright, which `.ci/e2e-setup` in
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -19,14 +22,20 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from warehouse_assets import demo
+from warehouse_assets.config import DEFAULT_REPLICATION_YAML
 from warehouse_assets.settings import REPO_ROOT, Settings
 from warehouse_assets_tests.conftest import Env, project_instance
+from warehouse_assets_tests.sheets.conftest import SID
+from warehouse_assets_tests.sheets.fake_sheets import FakeSheets
 
 E2E = os.environ.get("E2E") == "1"
 if E2E:  # Playwright is the e2e extra's; `make test` runs without it
@@ -43,7 +52,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO_ROOT / "artifacts" / "e2e"
 DOCS_GRAPH = REPO_ROOT / "docs" / "asset-graph.png"
-ENV_SWITCH = ("SOURCE_DB_URL", "STAGING_URL", "WAREHOUSE_DB_URL", "REPLICATION_YAML")
+ENV_SWITCH = ("SOURCE_DB_URL", "STAGING_URL", "WAREHOUSE_DB_URL", "REPLICATION_YAML",
+              "GOOGLE_APPLICATION_CREDENTIALS")
 ASSETS = ("mysql/prod/nps", "staging/prod/nps", "raw_data/nps", "analytics/channel_summary")
 NPS_RUN = 'key:"staging/prod/nps" or key:"raw_data/nps"'
 # Generous waits, not assertions: a run starts a process per step, the backfill daemon ticks
@@ -51,6 +61,22 @@ NPS_RUN = 'key:"staging/prod/nps" or key:"raw_data/nps"'
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_MS = 180_000
 SERVER_START_SECONDS = 180
+# The shipped replication entries plus one tab imported and one SELECT exported. The export has
+# no deps: with them, sheets_automation (running under `dagster dev`) could launch the export on
+# its own after the import, racing the one launched from the UI.
+TARGETS_TAB, EXPORT_TAB = "Targets", "Doubled"
+TARGETS_CELLS = [["month", "target_nps", "owner"], [45017, 42.5, "Ana"], [45047, 40, ""],
+                 [45078, 37.5, "Bo"]]
+EXPORT_SQL = ("SELECT month, target_nps * 2 AS doubled, owner FROM raw_data.nps_targets "
+              "ORDER BY month")
+SHEETS_ENTRIES = {
+    "sheets": [{"source": f"https://docs.google.com/spreadsheets/d/{SID}/edit", "tab": TARGETS_TAB,
+                "target": "raw_data.nps_targets",
+                "columns": {"month": "DATE", "target_nps": "NUMERIC(5,1)", "owner": "VARCHAR(64)"}}],
+    "exports": [{"sql": EXPORT_SQL, "spreadsheet": SID, "tab": EXPORT_TAB}],
+}
+SHEETS_GROUP = "sheets"
+SHEETS_ASSETS = ("raw_data/nps_targets", f"sheets/{SID}/{EXPORT_TAB}")
 
 
 def _free_port() -> int:
@@ -64,10 +90,24 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def sheets_server() -> Iterator[FakeSheets]:
+    """The fake Sheets API for the module (the UI's runs call it), holding one spreadsheet."""
+    server = FakeSheets().start()
+    server.add_spreadsheet(SID)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory, sheets_server: FakeSheets) -> Iterator[Env]:
     """A fresh embedded default and Dagster instance, seeded with the demo source as `make run`
-    does; the environment variables stay set for the module so `dagster dev` inherits them."""
+    does, with the shipped replication entries plus a sheets: and an exports: entry pointed at
+    the fake Sheets API; the environment variables stay set for the module so `dagster dev`
+    inherits them."""
     tmp = tmp_path_factory.mktemp("e2e")
+    replication = yaml.safe_load(DEFAULT_REPLICATION_YAML.read_text())
+    (tmp / "replication.yaml").write_text(yaml.safe_dump({**replication, **SHEETS_ENTRIES},
+                                                         sort_keys=False))
     # The project's instance settings (storage under home, in tmp), without the newsletter
     # dialog a fresh instance shows: it pops up late, over whatever is being clicked.
     home = project_instance(tmp / "dagster_home", nux={"enabled": False})
@@ -76,6 +116,9 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             mp.delenv(var, raising=False)
         mp.setenv("WAREHOUSE_DATA_DIR", str(tmp / "data"))
         mp.setenv("DAGSTER_HOME", str(home))
+        mp.setenv("REPLICATION_YAML", str(tmp / "replication.yaml"))
+        mp.setenv("GOOGLE_SERVICE_ACCOUNT_JSON", json.dumps(sheets_server.service_account_info()))
+        mp.setenv("GOOGLE_SHEETS_API_URL", sheets_server.url)
         settings = Settings.from_env()
         demo.seed(settings.source_url)
         yield Env(settings, "prod", tmp)
@@ -203,8 +246,11 @@ def _assert_rows_match_source(env: Env, first: dt.date, last: dt.date) -> None:
 
 def test_asset_graph_shows_the_pipeline(ui: str, page) -> None:
     """The lineage graph loads the code location and holds every asset the issue names."""
-    _graph(page, ui)
+    # The shipped pipeline: without the sheets group, whose assets only this module's YAML adds
+    # (the README's picture shows what replication.yaml ships).
+    _graph(page, ui, f'not group:"{SHEETS_GROUP}"')
     expect(page.get_by_text("replication_prod", exact=True).first).to_be_visible()  # the group loaded
+    expect(page.get_by_text(SHEETS_GROUP, exact=True)).to_have_count(0)
     _show_whole_graph(page)
     page.screenshot(path=ARTIFACTS / "asset-graph.png", animations="disabled")
     if os.environ.get("UPDATE_DOCS") == "1":  # refresh the README's picture on purpose only
@@ -254,3 +300,51 @@ def test_backfill_a_range_from_the_ui(ui: str, page, embedded: Env) -> None:
     expect(page.get_by_role("link", name=re.compile(r"\b[0-9a-f]{8}$"))).to_have_count(1)  # run ids
     assert embedded.resource("staging").exists(f"staging/prod/nps/{first}_{last}.csv.gz")
     _assert_rows_match_source(embedded, first, last)
+
+
+def _materialize_from_asset_page(page, base: str, key: str) -> None:
+    """The asset's page -> Materialize -> the toast's View link -> the run succeeded."""
+    page.goto(f"{base}/assets/{key}")
+    expect(page.get_by_text(key.rsplit("/", 1)[1], exact=True).first).to_be_visible()
+    page.get_by_role("button", name="Materialize").first.click()  # its icon is in the name
+    page.get_by_role("link", name="View", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    expect(status).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    page.screenshot(path=ARTIFACTS / f"run-{key.replace('/', '_')}.png")
+    assert status.inner_text() == "Success", f"the run of {key} did not succeed"
+
+
+def _serial_date(serial: int) -> dt.date:
+    """A Sheets date serial number (days since 1899-12-30) as a date."""
+    return dt.date(1899, 12, 30) + dt.timedelta(days=serial)
+
+
+def _tab_cells(row: tuple) -> list[Any]:
+    """An exported row as the tab holds it: dates and DECIMALs as exact text, NULL empty, and
+    (as values.get returns them) no trailing empty cells."""
+    cells = ["" if v is None else v.isoformat() if isinstance(v, dt.date) else
+             str(v) if isinstance(v, Decimal) else v for v in row]
+    while cells and cells[-1] == "":
+        cells.pop()
+    return cells
+
+
+def test_sheets_import_and_export_from_the_ui(ui: str, page, embedded: Env,
+                                              sheets_server: FakeSheets) -> None:
+    """A tab imported into the warehouse and a SELECT exported to a tab, each materialized from
+    its asset page: the table then holds the tab's cells, and the tab the query's rows."""
+    sheets_server.add_tab(SID, TARGETS_TAB, TARGETS_CELLS)
+    _materialize_from_asset_page(page, ui, SHEETS_ASSETS[0])
+    warehouse = embedded.resource("warehouse")
+    expected = [(_serial_date(month), Decimal(str(nps)), owner or None)
+                for month, nps, owner in TARGETS_CELLS[1:]]
+    assert warehouse.query("SELECT month, target_nps, owner FROM raw_data.nps_targets "
+                           "ORDER BY month") == expected
+
+    _materialize_from_asset_page(page, ui, SHEETS_ASSETS[1])
+    rows = warehouse.query(EXPORT_SQL)
+    assert len(rows) == len(TARGETS_CELLS) - 1
+    assert sheets_server.values(SID, EXPORT_TAB) == [["month", "doubled", "owner"],
+                                                     *(_tab_cells(r) for r in rows)]
+    assert sheets_server.calls(":batchUpdate", "POST"), "the export never wrote the tab"
