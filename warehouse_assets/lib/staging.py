@@ -15,12 +15,12 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import IO
 
 import dagster as dg
-from pydantic import Field
+
+from warehouse_assets.lib.s3 import S3Configuration, s3_client
 
 KEY = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]*(/[A-Za-z0-9_=\-][A-Za-z0-9_.=\- ]*)*$")
 # Parts of 8 MiB, one uploading while the next fills: measured as fast as 16 or 32 MiB parts and
@@ -28,18 +28,6 @@ KEY = re.compile(r"^[A-Za-z0-9_=\-][A-Za-z0-9_.=\-]*(/[A-Za-z0-9_=\-][A-Za-z0-9_
 # than two; S3's minimum part is 5 MiB and 10,000 parts of 8 MiB allow 78 GiB.
 PART_BYTES = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 1
-
-
-@cache
-def _s3_client(config: str, endpoint: str | None = None):
-    """One client per S3 configuration (a JSON of S3Resource's fields) and AWS_ENDPOINT_URL."""
-    # Imported here, not at module level: dagster_aws's package import costs ~0.7 s of every
-    # definitions load, and only a run or sensor that reaches S3 needs it.
-    from dagster_aws.s3 import S3Resource
-
-    fields = json.loads(config)
-    fields["endpoint_url"] = fields.get("endpoint_url") or endpoint
-    return S3Resource(**fields).get_client()
 
 
 class StagingError(RuntimeError):
@@ -126,49 +114,6 @@ class StoredObject:
     version: str
 
 
-class S3Configuration(dg.ConfigurableResource):
-    """dagster-aws's ResourceWithS3Configuration fields, declared here so that loading the
-    definitions does not import dagster_aws (a test keeps the two field lists identical)."""
-
-    use_unsigned_session: bool = Field(
-        default=False, description="Specifies whether to use an unsigned S3 session."
-    )
-    region_name: str | None = Field(
-        default=None, description="Specifies a custom region for the S3 session."
-    )
-    endpoint_url: str | None = Field(
-        default=None, description="Specifies a custom endpoint for the S3 session."
-    )
-    max_attempts: int = Field(
-        default=5,
-        description=(
-            "This provides Boto3's retry handler with a value of maximum retry attempts, where the"
-            " initial call counts toward the max_attempts value that you provide."
-        ),
-    )
-    profile_name: str | None = Field(
-        default=None, description="Specifies a profile to connect that session."
-    )
-    use_ssl: bool = Field(
-        default=True, description="Whether or not to use SSL. By default, SSL is used."
-    )
-    verify: bool | None = Field(
-        default=None,
-        description=(
-            "Whether or not to verify SSL certificates. By default SSL certificates are verified."
-        ),
-    )
-    aws_access_key_id: str | None = Field(
-        default=None, description="AWS access key ID to use when creating the boto3 session."
-    )
-    aws_secret_access_key: str | None = Field(
-        default=None, description="AWS secret access key to use when creating the boto3 session."
-    )
-    aws_session_token: str | None = Field(
-        default=None, description="AWS session token to use when creating the boto3 session."
-    )
-
-
 class StagingStore(S3Configuration):
     """Where staged and landed files live: `s3://bucket/prefix` or a local folder.
 
@@ -195,7 +140,7 @@ class StagingStore(S3Configuration):
         # Resolved inside a run; an EnvVar is still unresolved where a sensor reads the resource.
         config = json.dumps({k: v.get_value() if isinstance(v, dg.EnvVar) else v
                              for k, v in values.items() if v is not None}, sort_keys=True)
-        return _s3_client(config, os.environ.get("AWS_ENDPOINT_URL") or None)
+        return s3_client(config, os.environ.get("AWS_ENDPOINT_URL") or None)
 
     def _s3_key(self, key: str) -> str:
         prefix = self._bucket_prefix[1]

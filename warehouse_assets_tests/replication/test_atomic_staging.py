@@ -88,8 +88,8 @@ def test_s3_is_configured_with_dagster_aws_s3resource_fields(s3_bucket, s3_serve
 
 
 def test_s3_fields_are_dagster_aws_s3resource_fields():
-    """The store declares dagster-aws's S3 fields itself (so loading definitions does not import
-    dagster_aws); they stay the same names, types, defaults and descriptions."""
+    """The store declares dagster-aws's S3 fields itself (lib/s3.py, so that loading definitions
+    does not import dagster_aws); they stay the same names, types, defaults and descriptions."""
     from dagster_aws.s3.resources import ResourceWithS3Configuration
 
     def fields(cls) -> dict:

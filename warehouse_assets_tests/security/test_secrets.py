@@ -21,7 +21,7 @@ from dagster_shared.serdes import serialize_value
 
 from warehouse_assets import demo
 from warehouse_assets.config import load_config
-from warehouse_assets.lib import staging
+from warehouse_assets.lib import s3
 from warehouse_assets.lib.source import database as source
 from warehouse_assets.lib.warehouse import resource as warehouse
 from warehouse_assets.operations.alerts import build_alert_sensor, build_slack_alerts
@@ -45,7 +45,7 @@ def _closed_port() -> int:
 
 def _clear_client_caches() -> None:
     """Engines and the S3 client are cached per URL; a test's credentials must not outlive it."""
-    for cache in (source._engine, warehouse._engine, staging._s3_client):
+    for cache in (source._engine, warehouse._engine, s3.s3_client):
         cache.cache_clear()
 
 

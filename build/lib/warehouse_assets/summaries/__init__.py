@@ -1,1 +1,0 @@
-"""Summary tables: a SELECT per .sql file, built, checked and swapped in by one factory."""
