@@ -86,9 +86,19 @@ def build_reconcile_checks(config: ReplicationConfig) -> list[dg.AssetChecksDefi
                     "compared_columns": ", ".join(c.compared),
                     "not_compared": ", ".join(c.not_compared) or "none",
                     "differing_days": ", ".join(c.differing_days) or "none",
+                    **({"days": dg.MetadataValue.md(_days_table(c))} if c.days else {}),
                 })
 
     return [matches_source]
+
+
+def _days_table(c) -> str:
+    """Per day (partition): both sides' rows and whether they match, as the check's page shows."""
+    lines = ["| day | source rows | warehouse rows | matches |", "|---|---|---|---|"]
+    for day, (src, wh) in list(c.days.items())[-400:]:
+        lines.append(f"| {day} | {src[0] if src else 0} | {wh[0] if wh else 0} | "
+                     f"{'yes' if src == wh else '**no**'} |")
+    return "\n".join(lines)
 
 
 def build_reconcile_schedule(config: ReplicationConfig,

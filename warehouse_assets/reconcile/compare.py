@@ -40,6 +40,7 @@ class Comparison:
     changed: int = 0  # same key, different values
     examples: list[str] = field(default_factory=list)
     differing_days: list[str] = field(default_factory=list)  # of a window of at most 31 days
+    days: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
 
     @property
     def matches(self) -> bool:
@@ -82,8 +83,23 @@ def _read_as(source: SourceDatabase, spec: TableSpec) -> dict[str, str]:
     return out
 
 
-def _figures(side: _Side, compared: list[Column]) -> tuple[int, ...]:
+def _figures(side: _Side, compared: list[Column], cursor: str | None = None) -> tuple[int, ...]:
     return tuple(int(v) for v in side.run(aggregates(side.name, compared, side.exprs))[0])
+
+
+def _by_day(side: _Side, compared: list[Column], cursor: str) -> dict[str, tuple[int, ...]]:
+    """The figures per UTC day of the cursor: {YYYY-MM-DD: (rows, sums...)}."""
+    day = f"CAST({side.exprs.get(cursor) or _quote(side.name, cursor)} AS DATE)"
+    if side.name in ("sqlite", "mysql", "mariadb"):
+        day = f"DATE({side.exprs.get(cursor) or _quote(side.name, cursor)})"
+    rows = side.run(f"{day}, {aggregates(side.name, compared, side.exprs)}",
+                    group=f" GROUP BY {day}")
+    return {str(r[0])[:10]: tuple(int(v) for v in r[1:]) for r in rows}
+
+
+def _total(rows: list[tuple[int, ...]], width: int) -> tuple[int, ...]:
+    """Every figure is a sum (COUNT too), so a window's is the sum of its days'."""
+    return tuple(sum(r[i] for r in rows) for i in range(width))
 
 
 def _sides(spec: TableSpec, window: Window | None, source: SourceDatabase,
@@ -118,17 +134,29 @@ def compare(spec: TableSpec, window: Window | None, source: SourceDatabase,
                         [c.name for c in chosen if not comparable(c)])
     src, wh = _sides(spec, window, source, warehouse)
     exists = sa.inspect(warehouse.engine).has_table(spec.target_table, schema=spec.target_schema)
+    daily = window is not None and spec.cursor is not None and spec.timezone == "UTC" and (
+        window.end - window.start).days <= 366
+    figures = _by_day if daily else _figures
     with ThreadPoolExecutor(2) as pool:  # each side aggregates at once: the check takes the longer
-        pending = pool.submit(_figures, src, compared)
-        result.warehouse = _figures(wh, compared) if exists else ()
-        result.source = pending.result()
+        pending = pool.submit(figures, src, compared, spec.cursor)
+        got = figures(wh, compared, spec.cursor) if exists else ({} if daily else ())
+        have = pending.result()
+    if daily:  # per day (a UTC day is a partition), in the same one query per side
+        width = len(next(iter({**got, **have}.values()), ()))
+        zero = (0,) * width
+        result.days = {d: (have.get(d, zero), got.get(d, zero)) for d in sorted({*have, *got})}
+        result.source = _total([v for v, _ in result.days.values()], width)
+        result.warehouse = _total([v for _, v in result.days.values()], width) if exists else ()
+        result.differing_days = [d for d, (a, b) in result.days.items() if a != b]
+    else:
+        result.source, result.warehouse = have, got
     if not exists:
         result.examples.append(f"{spec.target} does not exist yet: nothing was loaded")
         result.warehouse = (0,) * len(result.source)
         return result
     if result.matches:
         return result
-    if window is not None and spec.cursor:
+    if window is not None and spec.cursor and not daily:
         result.differing_days = _differing_days(spec, window, source, warehouse, compared)
     if not key:
         return result

@@ -254,6 +254,8 @@ def test_repair_reloads_the_days_that_differ(services_env):
         (evaluation,) = checked.get_asset_check_evaluations()
         assert not evaluation.passed
         assert evaluation.metadata["differing_days"].value == "2026-11-02"
+        days = evaluation.metadata["days"].value  # per partition, on the check's page
+        assert "| 2026-11-01 | 1 | 1 | yes |" in days and "| 2026-11-02 | 2 | 1 | **no** |" in days
 
         def tick(cursor=None):
             with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
