@@ -41,7 +41,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
     """Streams extracts into the staging store and returns references to complete staged files."""
 
     store: dg.ResourceDependency[StagingStore]
-    part_mb: float = 128.0  # STAGING_PART_MB: the most compressed MiB in one staged part
+    part_mb: float = 64.0  # STAGING_PART_MB: the most compressed MiB in one staged part
 
     @fail_fast_on_data_errors()
     def handle_output(self, context: dg.OutputContext, obj: Extract) -> None:
@@ -118,6 +118,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 "created_table": result.created,
                 "columns_added": ", ".join(result.columns_added) or "none",
                 "staged_uris": "\n".join(s.uri for s in obj.staged) or "none",
+                "staged_parts": sum(len(s.parts) for s in obj.staged),
                 "duration_s": round(result.seconds, 3),
             }
         )
