@@ -113,11 +113,17 @@ class PartWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        """On an error, discard the part being written (complete ones stay: the manifest,
-        written last, decides what a load reads)."""
-        if exc_type is not None and self._stack is not None:
+        """On an error, discard the part being written and the parts this extract completed, so
+        a failed extract leaves nothing behind (a killed process leaves complete parts that no
+        manifest lists as they are: never loaded, and removed or replaced by the next run)."""
+        if exc_type is None:
+            return
+        if self._stack is not None:
             stack, self._stack, self._fh = self._stack, None, None
             stack.__exit__(exc_type, exc, tb)
+        for key in self.keys:
+            with contextlib.suppress(Exception):  # the extract's own error is the one to report
+                self.store.delete(key)
 
 
 def check_parts(staged: StagedFile, store: StagingStore, target: str) -> None:
