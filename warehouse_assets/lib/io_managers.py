@@ -64,7 +64,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
             rows=rows,
             bytes=size,
             window=(obj.window.start.isoformat(), obj.window.end.isoformat()) if obj.window else None,
-            files=tuple(parts),
+            parts=tuple(parts),
             versions=tuple(found[k] for k in parts),
             unique_key=obj.unique_key(),
         )

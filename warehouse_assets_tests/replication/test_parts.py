@@ -89,15 +89,15 @@ def test_window_staged_as_parts_loads_exactly_the_source(services_env, monkeypat
 
     store, manifest = env.resource("staging"), _manifest(env)
     key = _key(env)
-    assert len(manifest.files) >= 3
-    assert manifest.files == tuple(part_key(key, i) for i in range(1, len(manifest.files) + 1))
-    assert set(stored_parts(store, key)) == set(manifest.files)
+    assert len(manifest.parts) >= 3
+    assert manifest.parts == tuple(part_key(key, i) for i in range(1, len(manifest.parts) + 1))
+    assert set(stored_parts(store, key)) == set(manifest.parts)
     limit = int(float(PART_MB) * 1024 * 1024)
     sizes = {o.key: o.size for o in store.list(f"staging/{env.source_schema}/events")}
-    assert all(sizes[k] <= limit for k in manifest.files), sizes
-    assert sum(sizes[k] for k in manifest.files) == manifest.bytes
+    assert all(sizes[k] <= limit for k in manifest.parts), sizes
+    assert sum(sizes[k] for k in manifest.parts) == manifest.bytes
     # Each part alone is whole rows; together they are the window, in order.
-    ids = [int(row[0]) for k in manifest.files for row in _rows_in_part(store, k)]
+    ids = [int(row[0]) for k in manifest.parts for row in _rows_in_part(store, k)]
     assert ids == list(range(1, ROWS + 1)) and manifest.rows == ROWS
 
 
@@ -110,7 +110,7 @@ def test_missing_extra_or_changed_part_fails_naming_it_and_changes_nothing(
     assert env.replicate(config, start=DAY).success
     before = env.warehouse_rows("raw_data.events", "id")
     store, manifest = env.resource("staging"), _manifest(env)
-    second = manifest.files[1]
+    second = manifest.parts[1]
     body = store.read_bytes(second)
 
     store.delete(second)
@@ -121,7 +121,7 @@ def test_missing_extra_or_changed_part_fails_naming_it_and_changes_nothing(
     assert env.warehouse_rows("raw_data.events", "id") == before
 
     store.write_bytes(second, body)  # the same bytes again: the same version on S3
-    extra = part_key(_key(env), len(manifest.files) + 1)
+    extra = part_key(_key(env), len(manifest.parts) + 1)
     store.write_bytes(extra, body)
     result = _load_only(env, config)
     assert not result.success
@@ -142,11 +142,11 @@ def test_rerun_with_fewer_parts_removes_the_stale_ones(services_env, monkeypatch
     _mariadb_events(env)
     config = env.config(EVENTS)
     assert env.replicate(config, start=DAY).success
-    assert len(_manifest(env).files) >= 3
+    assert len(_manifest(env).parts) >= 3
     _part_size(env, monkeypatch, "64")
     assert env.replicate(config, start=DAY).success
     store, key = env.resource("staging"), _key(env)
-    assert _manifest(env).files == (key,)
+    assert _manifest(env).parts == (key,)
     assert sorted(o.key for o in store.list(f"staging/{env.source_schema}/events")) == [
         key, manifest_key(key)]
     assert env.warehouse_rows("raw_data.events", "id") == _mariadb_rows(env)
@@ -204,7 +204,7 @@ def test_embedded_window_staged_as_parts_loads_into_duckdb(embedded_env, monkeyp
         "SELECT id, note, modified_at FROM events ORDER BY id")]
     con.close()
     assert env.replicate(env.config(EVENTS), start=DAY).success
-    assert len(_manifest(env).files) >= 2
+    assert len(_manifest(env).parts) >= 2
     assert env.warehouse_rows("raw_data.events", "id") == source
 
 

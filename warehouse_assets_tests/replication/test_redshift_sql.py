@@ -45,7 +45,7 @@ def test_copy_manifest_lists_every_part_in_order_as_mandatory():
     store = StagingStore(url="s3://bucket/pre")
     parts = ("staging/prod/nps/2026-11-01.csv.gz", "staging/prod/nps/2026-11-01.part0002.csv.gz",
              "staging/prod/nps/2026-11-01.part0003.csv.gz")
-    staged = dataclasses.replace(STAGED, manifest=dataclasses.replace(STAGED.manifest, files=parts))
+    staged = dataclasses.replace(STAGED, manifest=dataclasses.replace(STAGED.manifest, parts=parts))
     key, body = RedshiftDialect("r").copy_manifest(staged, store)
     assert key == "staging/prod/nps/2026-11-01.copy-manifest.json"
     assert json.loads(body) == {"entries": [
