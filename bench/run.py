@@ -286,11 +286,16 @@ def limits(env: dict, schema: str, table: str, pgdb: str, staged_uri: str, tmp: 
     key = staged_uri.split(f"s3://{BUCKET}/", 1)[1]
     import boto3
 
-    body = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                        aws_access_key_id="bench", aws_secret_access_key="bench").get_object(
-        Bucket=BUCKET, Key=key)["Body"]
-    with gzip.open(body) as src, open(csv_path, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="bench", aws_secret_access_key="bench")
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=key.removesuffix(".csv.gz")
+                                         + ".manifest.json")["Body"].read())
+    root = key.split("/", 1)[0]  # the staging prefix; a manifest's parts are relative to it
+    with open(csv_path, "wb") as dst:  # every part of the window (STAGING_PART_MB), in order
+        for part in manifest.get("parts") or [key.split("/", 1)[1]]:
+            body = s3.get_object(Bucket=BUCKET, Key=f"{root}/{part}")["Body"]
+            with gzip.open(body) as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
     pg = sa.make_url(env["WAREHOUSE_DB_URL"])
     psql = ["psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", pg.username, "-d", pgdb,
             "-v", "ON_ERROR_STOP=1"]
