@@ -30,7 +30,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "source_db": source(url=s.source_url, fast_path=s.source_fast_path),
         "staging": store,
         "warehouse": warehouse,
-        "staging_io_manager": StagingIOManager(store=store),
+        "staging_io_manager": StagingIOManager(store=store, part_mb=s.staging_part_mb),
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse, store=store),
         "slack_alerts": build_slack_alerts(),
         "google_sheets": GoogleSheets(service_account_json=s.google_service_account_json,

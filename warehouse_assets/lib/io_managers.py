@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 
+from warehouse_assets.lib.parts import PartWriter, stored_parts
 from warehouse_assets.lib.source import Extract, Window
 from warehouse_assets.lib.staged import Manifest, StagedFile
 from warehouse_assets.lib.staging import StagingError, StagingStore
@@ -40,24 +41,35 @@ class StagingIOManager(dg.ConfigurableIOManager):
     """Streams extracts into the staging store and returns references to complete staged files."""
 
     store: dg.ResourceDependency[StagingStore]
+    part_mb: float = 64.0  # STAGING_PART_MB: the most compressed MiB in one staged part
 
     @fail_fast_on_data_errors()
     def handle_output(self, context: dg.OutputContext, obj: Extract) -> None:
         started = time.monotonic()
         key = staged_key(context.asset_key, window_of(context))
         columns = obj.columns()
-        with self.store.open_write(key) as fh:
-            rows = obj.write_to(fh)
-            size = fh.tell()
+        with PartWriter(self.store, key, int(self.part_mb * 1024 * 1024),
+                        obj.source.compresslevel) as sink:
+            rows = obj.write_to(sink)
+            parts = sink.close()
+        size = sink.bytes
+        # Parts a bigger earlier run left past the last one go before the manifest is written,
+        # so the window's manifest and its parts in the store always agree.
+        found = stored_parts(self.store, key)
+        for stale in sorted(set(found) - set(parts)):
+            self.store.delete(stale)
         manifest = Manifest(
             source=obj.spec.source,
             columns=columns,
             rows=rows,
             bytes=size,
             window=(obj.window.start.isoformat(), obj.window.end.isoformat()) if obj.window else None,
+            parts=tuple(parts),
+            versions=tuple(found[k] for k in parts),
             unique_key=obj.unique_key(),
         )
-        # The manifest is written last: a data file without one is never loaded.
+        # The manifest is written last: parts without one are never loaded, and a load checks
+        # that each part is the version the manifest names (see lib/parts.py check_parts).
         self.store.write_bytes(manifest_key(key), manifest.to_json().encode())
         seconds = time.monotonic() - started
         context.add_output_metadata(
@@ -66,6 +78,7 @@ class StagingIOManager(dg.ConfigurableIOManager):
                 "extract_path": obj.path,  # connectorx (fast) or the SQLAlchemy driver (fallback)
                 "bytes_staged": size,
                 "staged_uri": dg.MetadataValue.path(self.store.uri(key)),
+                "staged_parts": len(parts),
                 "columns": ", ".join(f"{c.name} {c.type}" for c in columns),
                 "duration_s": round(seconds, 3),
                 "rows_per_s": round(rows / seconds) if seconds else rows,
@@ -105,6 +118,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 "created_table": result.created,
                 "columns_added": ", ".join(result.columns_added) or "none",
                 "staged_uris": "\n".join(s.uri for s in obj.staged) or "none",
+                "staged_parts": sum(len(s.parts) for s in obj.staged),
                 "duration_s": round(result.seconds, 3),
             }
         )

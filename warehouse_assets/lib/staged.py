@@ -50,7 +50,13 @@ class Manifest:
     rows: int
     bytes: int
     window: tuple[str, str] | None = None
+    # Landing: the landed files this staged day was made from (provenance, never loaded).
     files: tuple[str, ...] = field(default_factory=tuple)
+    # The staged window's parts (staging keys, in load order) and each one's version as the
+    # store gave it once written; empty for one file at its own key (landing, sheets, and
+    # windows staged before parts existed).
+    parts: tuple[str, ...] = field(default_factory=tuple)
+    versions: tuple[str, ...] = field(default_factory=tuple)
     # True when the source guarantees one row per primary key (the key is the source table's own
     # primary key): the load can skip de-duplicating the batch.
     unique_key: bool = False
@@ -64,6 +70,8 @@ class Manifest:
         data["columns"] = tuple(Column(**c) for c in data["columns"])
         data["window"] = tuple(data["window"]) if data.get("window") else None
         data["files"] = tuple(data.get("files") or ())
+        data["parts"] = tuple(data.get("parts") or ())
+        data["versions"] = tuple(data.get("versions") or ())
         return cls(**data)
 
 
@@ -74,6 +82,11 @@ class StagedFile:
     key: str
     uri: str
     manifest: Manifest
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The staging keys to load, in order: the manifest's parts, or the file itself."""
+        return self.manifest.parts or (self.key,)
 
 
 def _quote(v: str) -> str:

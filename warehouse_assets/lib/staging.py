@@ -229,15 +229,16 @@ class StagingStore(S3Configuration):
                 return False
         return self._path(key).exists()
 
-    def list(self, prefix: str) -> list[StoredObject]:
-        """Every complete object under prefix, with a version that changes on rewrite."""
-        prefix = check_key(prefix.rstrip("/"))
+    def list(self, prefix: str, startswith: bool = False) -> list[StoredObject]:
+        """Every complete object under the folder prefix (with startswith: every object of
+        prefix's folder whose key starts with prefix), with a version that changes on rewrite."""
+        prefix = check_key(prefix if startswith else prefix.rstrip("/"))
         if self.is_s3:
             bucket, root = self._bucket_prefix
             strip = len(root) + 1 if root else 0
             found = []
             for page in self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=self._s3_key(prefix) + "/"
+                Bucket=bucket, Prefix=self._s3_key(prefix) + ("" if startswith else "/")
             ):
                 for obj in page.get("Contents", []):
                     found.append(
@@ -246,7 +247,9 @@ class StagingStore(S3Configuration):
             return found
         base = Path(self.url)
         found = []
-        for path in sorted((base / prefix).rglob("*")):
+        paths = ((base / prefix).parent.glob(Path(prefix).name + "*") if startswith
+                 else (base / prefix).rglob("*"))
+        for path in sorted(paths):
             if path.is_file() and not path.name.startswith("."):
                 st = path.stat()
                 found.append(

@@ -181,7 +181,14 @@ class Dialect:
 
     def copy_into(self, conn: Connection, table: str, columns: tuple[Column, ...],
                   staged: StagedFile, store: StagingStore) -> None:
-        """Bulk-load one staged file into table (a quoted name) inside the open transaction."""
+        """Bulk-load a staged window into table (a quoted name) inside the open transaction:
+        its parts in order, so the window is visible whole at COMMIT or not at all."""
+        for key in staged.parts:
+            self.copy_part(conn, table, columns, key, store)
+
+    def copy_part(self, conn: Connection, table: str, columns: tuple[Column, ...], key: str,
+                  store: StagingStore) -> None:
+        """Bulk-load one staged part (a gzip CSV of whole rows)."""
         raise NotImplementedError
 
     def merge_sql(self, load: TableLoad, stage: str) -> list[str]:

@@ -17,7 +17,7 @@ class DuckDBDialect(Dialect):
             return "BLOB"  # a geometry as its EWKB (the spatial extension reads it)
         return "DOUBLE" if portable == "DOUBLE PRECISION" else portable
 
-    def copy_into(self, conn, table, columns, staged, store) -> None:
+    def copy_part(self, conn, table, columns, key, store) -> None:
         cols = ", ".join(q(c.name) for c in columns)
         binary = {c.name for c in columns if self.ddl_type(c.type) == "BLOB"}
         spec = ", ".join(
@@ -26,7 +26,7 @@ class DuckDBDialect(Dialect):
             for c in columns)
         select = ", ".join(f"unhex({q(c.name)})" if c.name in binary else q(c.name)
                            for c in columns)
-        with store.local_path(staged.key) as path:
+        with store.local_path(key) as path:
             conn.execute(
                 sa.text(
                     f"INSERT INTO {table} ({cols}) SELECT {select} FROM read_csv(:path, columns={{{spec}}}, "

@@ -57,9 +57,9 @@ class PostgresDialect(Dialect):
         # and is released by COMMIT, ROLLBACK or a dropped connection.
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": load.target})
 
-    def copy_into(self, conn, table, columns, staged, store) -> None:
+    def copy_part(self, conn, table, columns, key, store) -> None:
         cols = ", ".join(q(c.name) for c in columns)
         sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '{NULL}')"
         cursor = conn.connection.dbapi_connection.cursor()
-        with store.open_read(staged.key) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+        with store.open_read(key) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
             cursor.copy_expert(sql, io.BufferedReader(gz, 1 << 20), size=1 << 20)

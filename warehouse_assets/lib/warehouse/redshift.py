@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from warehouse_assets.lib.staged import Column, DataError, first_oversized
+from warehouse_assets.lib.staged import Column, DataError, StagedFile, first_oversized
 from warehouse_assets.lib.staging import StagingStore
 from warehouse_assets.lib.warehouse.base import LoadError, TableLoad, q, qualified
 from warehouse_assets.lib.warehouse.postgres import PostgresDialect
@@ -61,8 +63,8 @@ class RedshiftDialect(PostgresDialect):
                    for c in load.columns)
         if not limits and not wide:
             return
-        for staged in load.staged:
-            with store.open_read(staged.key) as raw:
+        for staged, key in ((s, k) for s in load.staged for k in s.parts):
+            with store.open_read(key) as raw:
                 found = first_oversized(raw, load.columns, limits, load.primary_key,
                                         self.MAX_ROW_BYTES if wide else None)
             if found:
@@ -90,21 +92,35 @@ class RedshiftDialect(PostgresDialect):
         cols = ", ".join(f"{q(c.name)} {self.stage_type(c.type)}" for c in columns)
         return f"CREATE TEMP TABLE {q(stage)} ({cols})"
 
-    def copy_sql(self, table: str, columns: tuple[Column, ...], uri: str) -> tuple[str, dict]:
-        """COPY into table (a quoted name) with an explicit NULL marker; MAXERROR 0 so one bad
-        row fails the whole load."""
+    def copy_sql(self, table: str, columns: tuple[Column, ...], manifest_uri: str
+                 ) -> tuple[str, dict]:
+        """One COPY of every part a COPY manifest lists into table (a quoted name), with an
+        explicit NULL marker; MAXERROR 0 so one bad row fails the whole load."""
         if not self.iam_role:
             raise LoadError("REDSHIFT_IAM_ROLE is not set: Redshift's COPY needs a role to read S3")
-        if not uri.startswith("s3://"):
-            raise LoadError(f"Redshift loads from S3 only; staged object is {uri}")
+        if not manifest_uri.startswith("s3://"):
+            raise LoadError(f"Redshift loads from S3 only; staged object is {manifest_uri}")
         cols = ", ".join(q(c.name) for c in columns)
         sql = (
-            f"COPY {table} ({cols}) FROM %(uri)s IAM_ROLE %(role)s "
+            f"COPY {table} ({cols}) FROM %(uri)s IAM_ROLE %(role)s MANIFEST "
             f"FORMAT AS CSV NULL AS '\\\\N' GZIP TIMEFORMAT 'auto' DATEFORMAT 'auto' "
             f"COMPUPDATE OFF STATUPDATE OFF MAXERROR 0"
         )
-        return sql, {"uri": uri, "role": self.iam_role}
+        return sql, {"uri": manifest_uri, "role": self.iam_role}
+
+    @staticmethod
+    def copy_manifest(staged: StagedFile, store: StagingStore) -> tuple[str, str]:
+        """The COPY manifest of a staged window: (its staging key, its JSON). Every part is
+        mandatory, so a part missing in S3 fails the COPY rather than loading the rest."""
+        key = staged.key.removesuffix(".csv.gz") + ".copy-manifest.json"
+        entries = [{"url": store.uri(k), "mandatory": True} for k in staged.parts]
+        return key, json.dumps({"entries": entries}, indent=1)
 
     def copy_into(self, conn, table, columns, staged, store) -> None:
-        sql, params = self.copy_sql(table, columns, staged.uri)
+        # Redshift spreads the parts over its slices: one COPY for the window, in the load's
+        # transaction. The manifest is derived from the window's own, so rewriting it is
+        # idempotent.
+        key, body = self.copy_manifest(staged, store)
+        store.write_bytes(key, body.encode())
+        sql, params = self.copy_sql(table, columns, store.uri(key))
         conn.connection.dbapi_connection.cursor().execute(sql, params)

@@ -16,6 +16,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
 from warehouse_assets.config import check_column
+from warehouse_assets.lib.parts import check_parts
 from warehouse_assets.lib.staged import DataError
 from warehouse_assets.lib.staging import StagingStore
 from warehouse_assets.lib.warehouse.base import (
@@ -101,6 +102,8 @@ class Warehouse(dg.ConfigurableResource):
                 raise LoadError(f"{load.target}: source column {c.name!r} is longer than "
                                 f"{d.max_identifier_bytes} bytes, the most {d.name} keeps; "
                                 f"leave it out (exclude_columns) or rename it in a view")
+        for staged in load.staged:  # exactly the manifest's parts, or nothing is loaded
+            check_parts(staged, store, load.target)
         d.check_staged(load, store)
         try:
             with self.begin() as conn:
