@@ -78,13 +78,19 @@ def _mariadb_rows(env) -> list[tuple]:
             f"SELECT id, note, modified_at FROM {env.source_schema}.events ORDER BY id"))]
 
 
-@pytest.mark.usefixtures("extract_path")
-def test_window_staged_as_parts_loads_exactly_the_source(services_env, monkeypatch):
-    env = services_env
+def _loaded_in_parts(env, monkeypatch):
+    """The events day staged in parts of PART_MB and loaded; its config."""
     _part_size(env, monkeypatch, PART_MB)
     _mariadb_events(env)
     config = env.config(EVENTS)
     assert env.replicate(config, start=DAY).success
+    return config
+
+
+@pytest.mark.usefixtures("extract_path")
+def test_window_staged_as_parts_loads_exactly_the_source(services_env, monkeypatch):
+    env = services_env
+    _loaded_in_parts(env, monkeypatch)
     assert env.warehouse_rows("raw_data.events", "id") == _mariadb_rows(env)
 
     store, manifest = env.resource("staging"), _manifest(env)
@@ -104,10 +110,7 @@ def test_window_staged_as_parts_loads_exactly_the_source(services_env, monkeypat
 def test_missing_extra_or_changed_part_fails_naming_it_and_changes_nothing(
         services_env, monkeypatch):
     env = services_env
-    _part_size(env, monkeypatch, PART_MB)
-    _mariadb_events(env)
-    config = env.config(EVENTS)
-    assert env.replicate(config, start=DAY).success
+    config = _loaded_in_parts(env, monkeypatch)
     before = env.warehouse_rows("raw_data.events", "id")
     store, manifest = env.resource("staging"), _manifest(env)
     second = manifest.parts[1]
@@ -138,10 +141,7 @@ def test_missing_extra_or_changed_part_fails_naming_it_and_changes_nothing(
 
 def test_rerun_with_fewer_parts_removes_the_stale_ones(services_env, monkeypatch):
     env = services_env
-    _part_size(env, monkeypatch, PART_MB)
-    _mariadb_events(env)
-    config = env.config(EVENTS)
-    assert env.replicate(config, start=DAY).success
+    config = _loaded_in_parts(env, monkeypatch)
     assert len(_manifest(env).parts) >= 3
     _part_size(env, monkeypatch, "64")
     assert env.replicate(config, start=DAY).success
@@ -154,10 +154,7 @@ def test_rerun_with_fewer_parts_removes_the_stale_ones(services_env, monkeypatch
 
 def test_crash_between_parts_then_rerun_converges(services_env, monkeypatch):
     env = services_env
-    _part_size(env, monkeypatch, PART_MB)
-    _mariadb_events(env)
-    config = env.config(EVENTS)
-    assert env.replicate(config, start=DAY).success
+    config = _loaded_in_parts(env, monkeypatch)
     before = env.warehouse_rows("raw_data.events", "id")
     with sa.create_engine(os.environ["SOURCE_DB_URL"]).begin() as conn:
         conn.execute(sa.text(f"UPDATE {env.source_schema}.events SET note = CONCAT('changed, ', MD5(id + 1))"))
