@@ -22,6 +22,7 @@ from warehouse_assets.lib.warehouse import q
 _INTEGER = re.compile(r"^(SMALLINT|INTEGER|BIGINT|NUMERIC\(\d+,0\))$")
 _DECIMAL = re.compile(r"^NUMERIC\(\d+,(\d+)\)$")
 _EPOCH = dt.datetime(1970, 1, 1)
+_TO_SECONDS_1970 = 62167219200 * 1000000  # MySQL's TO_SECONDS('1970-01-01'), in microseconds
 
 
 def comparable(column: Column) -> bool:
@@ -48,8 +49,8 @@ def _integer(engine: str, column: Column, col: str) -> str | None:
         return {"postgresql": f"CAST(EXTRACT(EPOCH FROM {col}) * 1000000 AS BIGINT)",
                 "duckdb": f"epoch_us({col})",
                 "redshift": f"DATEDIFF(microsecond, '1970-01-01', {col})",
-                "sqlite": f"wa_epoch_us({col})"}.get(
-            engine, f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {col})")
+                "sqlite": f"wa_epoch_us({col})"}.get(  # MariaDB: twice TIMESTAMPDIFF's speed
+            engine, f"(TO_SECONDS({col}) * 1000000 + MICROSECOND({col}) - {_TO_SECONDS_1970})")
     if t == "DATE":
         return {"postgresql": f"({col} - DATE '1970-01-01')",
                 "duckdb": f"date_diff('day', DATE '1970-01-01', {col})",
@@ -116,7 +117,8 @@ def aggregates(engine: str, columns: Sequence[Column],
         for i in ints:  # every step in 64 bits: (< 2^31) * 1000003 + (< 1000000007)
             mix = (f"(CAST({mix} AS {big}) * {_MUL} + "
                    f"COALESCE(CAST({i} % {_MOD} AS {big}), {_P})) % {_P}")
-        sums = [f"COALESCE({_sum(engine, i)}, 0), COUNT({i})" for i in ints]
+        sums = [f"COALESCE({_sum(engine, i)}, 0), COUNT({_column(engine, c, '', exprs)})"
+                for c, i in zip(columns, ints)]  # NULL as an integer iff NULL as a value
         return f"COUNT(*), {', '.join(sums)}, COALESCE({_sum(engine, mix)}, 0)"
     md5 = "MD5" if engine != "sqlite" else "wa_md5"
     digest = _hex60(engine, f"{md5}({row_text(engine, columns, exprs=exprs)})")

@@ -224,7 +224,7 @@ def test_redshift_fingerprint_sql():
     ints = aggregates("redshift", [Column("id", "BIGINT", False), Column("at", "TIMESTAMP", True)])
     at = "DATEDIFF(microsecond, '1970-01-01', \"at\")"
     assert ints.startswith('COUNT(*), COALESCE(SUM(CAST("id" AS DECIMAL(38,0))), 0), COUNT("id"), '
-                           f"COALESCE(SUM(CAST({at} AS DECIMAL(38,0))), 0), COUNT({at}), ")
+                           f"COALESCE(SUM(CAST({at} AS DECIMAL(38,0))), 0), COUNT(\"at\"), ")
     assert "(CAST(0 AS BIGINT) * 1000003 + COALESCE(CAST(\"id\" % 1000000007 AS BIGINT), " \
            "2147483647)) % 2147483647" in ints
 
